@@ -1,0 +1,437 @@
+"""Run configuration: one dataclass tree, the single source of truth.
+
+The JSON form is the one in ``docs/run-contract.md``. Every key is optional; defaults
+fill the rest. Unknown keys, wrong types and out-of-range values raise
+:class:`ConfigError`, whose message is one line naming the dotted key and what is
+allowed. ``Limits`` caps sizes; a deployment tightens them with environment variables
+(``NFA_MAX_WIDTH``, ``NFA_MAX_DEPTH``, ``NFA_MAX_N``, ``NFA_MAX_STEPS``, ``NFA_MAX_D``,
+``NFA_MAX_POINTS``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_type_hints
+
+ACTIVATIONS = ("relu", "tanh", "gelu", "linear", "sigmoid", "silu")
+DATA_KINDS = ("synthetic", "digits", "file")
+OPTIMIZERS = ("sgd", "adam")
+CORRELATIONS = ("pearson", "cosine")
+ALPHAS = (1.0, 0.5)
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("float32", "float64")
+TASKS = ("auto", "regression", "classification")
+
+
+class ConfigError(ValueError):
+    """A user error in a config: ``key`` is the dotted key, the message says what is allowed."""
+
+    def __init__(self, key: str, problem: str):
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}" if key else problem)
+
+
+@dataclass
+class DataConfig:
+    """Where the training points come from."""
+
+    kind: str = "synthetic"
+    """``synthetic`` (x ~ N(0, I_d), label = ``target``), ``digits`` (scikit-learn's 8x8 digits) or ``file``."""
+    d: int = 20
+    """Input dimension of synthetic data."""
+    target: str = "x0*x1"
+    """Synthetic target: an expression in x0..x{d-1} (see ``core.expr``)."""
+    n_train: int = 2000
+    """Training points (for digits/file data: at most this many)."""
+    n_test: int = 1000
+    """Test points (for digits/file data: at most this many, and at most a quarter of a short file)."""
+    noise: float = 0.0
+    """Std of Gaussian label noise on synthetic data."""
+    path: str = ""
+    """``file`` data: path to a CSV (label column, numeric cells) or NPZ (arrays ``X`` and ``y``)."""
+    label_column: str = ""
+    """``file`` CSV data: the label column, by header name or 0-based index; empty means the last column."""
+    task: str = "auto"
+    """``regression``, ``classification`` (one-hot minus 1/c targets) or ``auto`` (integer labels with at most 50 values are classes)."""
+
+
+@dataclass
+class ModelConfig:
+    """The MLP: ``depth`` hidden layers of ``width`` units, then a linear output layer."""
+
+    depth: int = 3
+    """Number of hidden (measured) layers L."""
+    width: int = 128
+    """Units per hidden layer."""
+    activation: str = "relu"
+    """One of relu, tanh, gelu, linear, sigmoid, silu."""
+    bias: bool = False
+    """Biases on every layer (the paper's experiments use none)."""
+    init_scale: float = 1.0
+    """Factor on PyTorch's default nn.Linear initialisation."""
+
+
+@dataclass
+class SloConfig:
+    """Speed-limited optimisation: every layer moves ``speed`` per step, the target ``speed * boost``."""
+
+    enabled: bool = False
+    """Use SLO instead of ``optim.name``."""
+    target_layer: int = 1
+    """Hidden layer (1..depth) that moves faster."""
+    speed: float = 0.01
+    """Frobenius norm of each layer's step (eta)."""
+    boost: float = 10.0
+    """Factor beta >= 1 on the target layer's speed."""
+
+
+@dataclass
+class OptimConfig:
+    """The update rule; every field can change between steps without resetting a run."""
+
+    name: str = "sgd"
+    """``sgd`` (with ``momentum``) or ``adam``."""
+    lr: float = 0.05
+    """Learning rate of sgd/adam."""
+    momentum: float = 0.0
+    """SGD momentum in [0, 1)."""
+    batch_size: int = 128
+    """Minibatch size (capped at n_train)."""
+    slo: SloConfig = field(default_factory=SloConfig)
+
+
+@dataclass
+class MeasureConfig:
+    """When and how the diagnostics are computed."""
+
+    every: int = 100
+    """Measure every this many steps (step 0 and the last step are always measured)."""
+    n_points: int = 1000
+    """Size of the fixed measurement subset of the training set used for K and AGOP."""
+    correlation: str = "pearson"
+    """``pearson`` (mean entry subtracted, then cosine) or ``cosine``."""
+    alpha: float = 1.0
+    """AGOP power in the correlations: 1 or 0.5."""
+
+
+@dataclass
+class RunConfig:
+    """A whole run. ``RunConfig.from_dict(cfg.to_dict()) == cfg``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    steps: int = 2000
+    """Training steps of a headless run."""
+    seed: int = 0
+    """Seeds data, initialisation and batch order."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+    dtype: str = "float32"
+    """Floating point type of the network: float32 or float64."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict (every key present)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], limits: "Limits | None" = None) -> "RunConfig":
+        """Builds and validates a config; a top-level ``preset`` key names the base config."""
+        if not isinstance(raw, dict):
+            raise ConfigError("config", "must be a JSON object")
+        raw = dict(raw)
+        preset = raw.pop("preset", None)
+        base = preset_config(preset, limits=None) if preset is not None else cls()
+        cfg = _merge(base, raw, "")
+        validate(cfg, limits or Limits.from_env())
+        return cfg
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        """A deep copy with dotted-key changes applied and validated: ``replace(**{"optim.lr": 0.1})``."""
+        cfg = copy.deepcopy(self)
+        for key, value in changes.items():
+            set_dotted(cfg, key, value)
+        validate(cfg, Limits.from_env())
+        return cfg
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size caps; a public deployment tightens them through environment variables."""
+
+    max_width: int = 2048
+    max_depth: int = 12
+    max_n: int = 100_000
+    max_steps: int = 10_000_000
+    max_d: int = 4096
+    max_points: int = 10_000
+
+    @classmethod
+    def from_env(cls, prefix: str = "NFA_") -> "Limits":
+        values = {}
+        for f in dataclasses.fields(cls):
+            env = os.environ.get(prefix + f.name.upper())
+            if env is None:
+                continue
+            try:
+                values[f.name] = int(env)
+            except ValueError:
+                raise ConfigError(prefix + f.name.upper(), f"must be an integer, got {env!r}") from None
+        return cls(**values)
+
+
+# -- parsing ---------------------------------------------------------------------------
+
+def _type_name(tp: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Checks a JSON value against a field's type (ints are accepted for floats, bools are not numbers)."""
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        if key.endswith("label_column") and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+    got = "null" if value is None else type(value).__name__
+    raise ConfigError(key, f"must be {_type_name(tp)}, got {got} {value!r}"[:200])
+
+
+def _merge(obj: Any, raw: dict[str, Any], prefix: str) -> Any:
+    hints = get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(dotted, f"unknown key; allowed: {', '.join(sorted(names))}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(dotted, "must be a JSON object")
+            _merge(getattr(obj, key), value, dotted + ".")
+        else:
+            setattr(obj, key, _coerce(value, tp, dotted))
+    return obj
+
+
+def parse_scalar(text: str) -> Any:
+    """Parses a ``--set`` value: JSON if it parses (numbers, true/false), else the raw string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def set_dotted(cfg: RunConfig, key: str, value: Any) -> None:
+    """Sets ``optim.slo.enabled``-style keys, with the same type checks as ``from_dict``."""
+    parts = key.split(".")
+    obj: Any = cfg
+    for i, part in enumerate(parts):
+        dotted = ".".join(parts[: i + 1])
+        names = {f.name for f in dataclasses.fields(obj)}
+        if part not in names:
+            where = ".".join(parts[:i]) or "config"
+            raise ConfigError(dotted, f"unknown key in {where}; allowed: {', '.join(sorted(names))}")
+        tp = get_type_hints(type(obj))[part]
+        if i == len(parts) - 1:
+            if dataclasses.is_dataclass(tp):
+                if not isinstance(value, dict):
+                    raise ConfigError(dotted, "must be a JSON object")
+                _merge(getattr(obj, part), value, dotted + ".")
+            else:
+                if isinstance(value, str) and tp is not str:
+                    value = parse_scalar(value)
+                setattr(obj, part, _coerce(value, tp, dotted))
+        else:
+            if not dataclasses.is_dataclass(tp):
+                raise ConfigError(dotted, "is not a section")
+            obj = getattr(obj, part)
+
+
+# -- validation ------------------------------------------------------------------------
+
+def _check(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(key, problem)
+
+
+def _one_of(value: Any, allowed: tuple, key: str) -> None:
+    _check(value in allowed, key, f"must be one of {', '.join(map(str, allowed))}; got {value!r}")
+
+
+def _in_range(value: float, lo: float, hi: float, key: str, lo_open: bool = False) -> None:
+    ok = (value > lo if lo_open else value >= lo) and value <= hi
+    bracket = "(" if lo_open else "["
+    _check(ok, key, f"must be in {bracket}{lo:g}, {hi:g}]; got {value!r}")
+
+
+def validate(cfg: RunConfig, limits: Limits) -> None:
+    """Raises ConfigError for the first out-of-range value."""
+    d, m, o, s, me = cfg.data, cfg.model, cfg.optim, cfg.optim.slo, cfg.measure
+    _one_of(d.kind, DATA_KINDS, "data.kind")
+    _in_range(d.d, 1, limits.max_d, "data.d")
+    _in_range(d.n_train, 2, limits.max_n, "data.n_train")
+    _in_range(d.n_test, 1, limits.max_n, "data.n_test")
+    _in_range(d.noise, 0.0, 1e3, "data.noise")
+    _one_of(d.task, TASKS, "data.task")
+    _check(len(d.target) <= 500, "data.target", "must be at most 500 characters")
+    if d.kind == "file":
+        _check(bool(d.path), "data.path", "is required when data.kind is 'file'")
+    _in_range(m.depth, 1, limits.max_depth, "model.depth")
+    _in_range(m.width, 1, limits.max_width, "model.width")
+    _one_of(m.activation, ACTIVATIONS, "model.activation")
+    _in_range(m.init_scale, 0.0, 100.0, "model.init_scale", lo_open=True)
+    _one_of(o.name, OPTIMIZERS, "optim.name")
+    _in_range(o.lr, 0.0, 100.0, "optim.lr", lo_open=True)
+    _check(0.0 <= o.momentum < 1.0, "optim.momentum", f"must be in [0, 1); got {o.momentum!r}")
+    _in_range(o.batch_size, 1, limits.max_n, "optim.batch_size")
+    _in_range(s.target_layer, 1, m.depth, "optim.slo.target_layer")
+    _in_range(s.speed, 0.0, 100.0, "optim.slo.speed", lo_open=True)
+    _in_range(s.boost, 1.0, 1e4, "optim.slo.boost")
+    _in_range(me.every, 1, limits.max_steps, "measure.every")
+    _in_range(me.n_points, 1, limits.max_points, "measure.n_points")
+    _one_of(me.correlation, CORRELATIONS, "measure.correlation")
+    _one_of(me.alpha, ALPHAS, "measure.alpha")
+    _in_range(cfg.steps, 0, limits.max_steps, "steps")
+    _in_range(cfg.seed, 0, 2**31 - 1, "seed")
+    _one_of(cfg.device, DEVICES, "device")
+    _one_of(cfg.dtype, DTYPES, "dtype")
+    if d.kind == "synthetic":
+        from core.expr import parse_target  # local import: expr has no config dependency
+
+        parse_target(d.target, d.d)
+
+
+# -- presets ---------------------------------------------------------------------------
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quickstart": {
+        "data": {"kind": "synthetic", "d": 20, "target": "x0*x1 + x1*x2", "n_train": 2000,
+                 "n_test": 1000},
+        "model": {"depth": 2, "width": 128, "activation": "relu"},
+        "optim": {"name": "sgd", "lr": 0.05, "batch_size": 128,
+                  "slo": {"enabled": False, "target_layer": 1, "speed": 0.02, "boost": 10.0}},
+        "measure": {"every": 50, "n_points": 500},
+        "steps": 2000,
+    },
+    "digits": {
+        "data": {"kind": "digits", "n_train": 1400, "n_test": 397},
+        "model": {"depth": 5, "width": 256, "activation": "relu", "bias": False},
+        "optim": {"name": "sgd", "lr": 0.1, "batch_size": 128,
+                  "slo": {"target_layer": 1, "speed": 0.02, "boost": 10.0}},
+        "measure": {"every": 100, "n_points": 1000},
+        "steps": 2000,
+    },
+    "chain": {
+        "data": {"kind": "synthetic", "d": 20, "target": "x0*x1*x2", "n_train": 4000},
+        "model": {"depth": 2, "width": 128},
+        "optim": {"lr": 0.05, "slo": {"speed": 0.02, "boost": 10.0}},
+        "measure": {"every": 100, "n_points": 1000},
+        "steps": 4000,
+    },
+    "lowrank": {
+        "data": {"kind": "synthetic", "d": 20, "target": "tanh(x0 + x1 - x2) + sin(x3)",
+                 "n_train": 2000},
+        "model": {"depth": 2, "width": 128},
+        "optim": {"lr": 0.05, "slo": {"speed": 0.02, "boost": 10.0}},
+        "measure": {"every": 50, "n_points": 1000},
+        "steps": 2000,
+    },
+}
+"""Named starting points; a config's ``preset`` key picks one, its other keys override it."""
+
+DEFAULT_PRESET = "quickstart"
+
+
+def preset_config(name: str, limits: Limits | None = None) -> RunConfig:
+    """The config of a named preset."""
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ConfigError("preset", f"must be one of {', '.join(PRESETS)}; got {name!r}")
+    cfg = _merge(RunConfig(), copy.deepcopy(PRESETS[name]), "")
+    if limits is not None:
+        validate(cfg, limits)
+    return cfg
+
+
+def default_config() -> RunConfig:
+    """The built-in default: the ``quickstart`` preset."""
+    return preset_config(DEFAULT_PRESET)
+
+
+def load_config(path: Union[str, Path], limits: Limits | None = None) -> RunConfig:
+    """Reads a JSON config file (or a preset name when no such file exists)."""
+    p = Path(path)
+    if not p.exists() and str(path) in PRESETS:
+        return preset_config(str(path), limits or Limits.from_env())
+    if p.is_dir():
+        p = p / "config.json"
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError("--config", f"cannot read {str(path)!r}: {err.strerror or err}") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError("--config", f"{p.name} is not valid JSON (line {err.lineno}: {err.msg})") from None
+    return RunConfig.from_dict(raw, limits)
+
+
+def field_docs() -> dict[str, str]:
+    """Dotted key -> the field's docstring line, for help texts in the front ends."""
+    import ast
+    import inspect
+
+    docs: dict[str, str] = {}
+
+    def walk(cls: type, prefix: str) -> None:
+        tree = ast.parse(inspect.getsource(cls))
+        body = tree.body[0].body
+        for node, nxt in zip(body, body[1:] + [None]):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                name = node.target.id
+                if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
+                    docs[prefix + name] = str(nxt.value.value)
+        for f in dataclasses.fields(cls):
+            tp = get_type_hints(cls)[f.name]
+            if dataclasses.is_dataclass(tp):
+                walk(tp, prefix + f.name + ".")
+
+    walk(RunConfig, "")
+    return docs
+
+
+def flat_items(cfg: RunConfig) -> dict[str, Any]:
+    """Dotted key -> value for every leaf field."""
+    out: dict[str, Any] = {}
+
+    def walk(d: dict, prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, prefix + k + ".")
+            else:
+                out[prefix + k] = v
+
+    walk(cfg.to_dict(), "")
+    return out
+

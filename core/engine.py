@@ -1,0 +1,332 @@
+"""The engine: owns data, model, optimiser and history; advances and measures a run.
+
+Front ends call ``step(n)``, change settings with ``configure(cfg)``, and render
+``snapshot()``, a frozen view of detached CPU numpy arrays. All public methods hold one
+lock, so one UI thread and one training thread can share an engine.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from core import optim as optim_lib
+from core.config import RunConfig, flat_items
+from core.data import Dataset, load_dataset
+from core.diagnostics import LayerStats, measure_model
+from core.history import History
+from core.model import MLP
+
+LIVE_PREFIXES = ("optim.", "measure.every", "measure.correlation", "measure.alpha", "steps")
+"""Config keys that apply mid-run; every other change needs a reset (a new network)."""
+
+RUNNING, DIVERGED = "running", "diverged"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a front end renders: the run's state at ``step``, layers as of ``measured_step``."""
+
+    step: int
+    measured_step: int
+    status: str
+    message: str
+    train_loss: float
+    test_loss: float
+    test_accuracy: float | None
+    layers: tuple[LayerStats, ...]
+    g_star: np.ndarray | None
+    optimizer: str
+    config: RunConfig
+    history: History = field(repr=False)
+    out_weight: np.ndarray = field(repr=False, default=None)
+    data_description: str = ""
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == DIVERGED
+
+    def layer(self, index: int) -> LayerStats:
+        """Hidden layer ``index`` (1-based)."""
+        return self.layers[index - 1]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` means CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from core.config import ConfigError
+
+        raise ConfigError("device", "cuda was asked for but no CUDA device is available; use auto or cpu")
+    return torch.device(name)
+
+
+def describe_optimizer(cfg: RunConfig) -> str:
+    o = cfg.optim
+    if o.slo.enabled:
+        return f"SLO on (layer {o.slo.target_layer}, boost {o.slo.boost:g}, speed {o.slo.speed:g})"
+    extra = f", momentum {o.momentum:g}" if o.name == "sgd" and o.momentum else ""
+    return f"{o.name} lr {o.lr:g}{extra}, SLO off"
+
+
+def needs_reset(old: RunConfig, new: RunConfig) -> list[str]:
+    """Dotted keys whose change only takes effect on reset."""
+    a, b = flat_items(old), flat_items(new)
+    return [k for k in a if a[k] != b[k] and not k.startswith(LIVE_PREFIXES)]
+
+
+class Engine:
+    """A training run that can be stepped, measured, reconfigured, saved and resumed."""
+
+    def __init__(self, config: RunConfig, dataset: Dataset | None = None):
+        self._lock = threading.RLock()
+        self.config = copy.deepcopy(config)
+        self.device = resolve_device(config.device)
+        self.dtype = getattr(torch, config.dtype)
+        self._dataset = dataset or load_dataset(self.config)
+        self._place_data()
+        self._init_run()
+
+    # -- setup ---------------------------------------------------------------------
+
+    def _place_data(self) -> None:
+        ds, dev = self._dataset, self.device
+        self._x, self._y = ds.x_train.to(dev), ds.y_train.to(dev)
+        self._x_test, self._y_test = ds.x_test.to(dev), ds.y_test.to(dev)
+        self._x_measure = ds.x_measure.to(dev)
+        self._g_star = ds.g_star
+
+    def _init_run(self) -> None:
+        cfg = self.config
+        gen = torch.Generator().manual_seed(cfg.seed * 1009 + 4)
+        self.model = MLP(self._dataset.d, self._dataset.outputs, cfg.model, gen, self.dtype).to(self.device)
+        self._w0 = [w.detach().clone() for w in self.model.weights()]
+        self._params0 = [p.detach().clone() for p in self.model.parameters()]
+        self._optimizer = optim_lib.build_optimizer(self.model.layers, cfg.optim)
+        self._optim_kind = optim_lib.kind_of(cfg.optim)
+        self._step = 0
+        self._sample_pos = 0
+        self._perm_cache: tuple[int, torch.Tensor] | None = None
+        self._status, self._message = RUNNING, ""
+        self._history = History()
+        self._last: Snapshot | None = None
+        self._measure(record=True)
+
+    @property
+    def dataset(self) -> Dataset:
+        return self._dataset
+
+    @property
+    def step_count(self) -> int:
+        return self._step
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @property
+    def history(self) -> History:
+        return self._history
+
+    def reset(self, config: RunConfig | None = None) -> Snapshot:
+        """Starts over at step 0 (with a new config, if given); same seed gives the same start."""
+        with self._lock:
+            if config is not None:
+                reload = needs_reset(self.config, config)
+                device_changed = config.device != self.config.device or config.dtype != self.config.dtype
+                data_changed = any(k.startswith(("data.", "seed", "dtype", "measure.n_points")) for k in reload)
+                self.config = copy.deepcopy(config)
+                if device_changed:
+                    self.device = resolve_device(config.device)
+                    self.dtype = getattr(torch, config.dtype)
+                if data_changed:
+                    self._dataset = load_dataset(self.config)
+                if data_changed or device_changed:
+                    self._place_data()
+            self._init_run()
+            return self._last
+
+    def configure(self, config: RunConfig) -> list[str]:
+        """Applies the live settings of ``config`` now; returns the keys that wait for reset()."""
+        with self._lock:
+            pending = needs_reset(self.config, config)
+            live = copy.deepcopy(config)
+            for section in ("data", "model"):
+                setattr(live, section, copy.deepcopy(getattr(self.config, section)))
+            live.seed, live.device, live.dtype = self.config.seed, self.config.device, self.config.dtype
+            live.measure.n_points = self.config.measure.n_points
+            self.config = live
+            self._apply_optim()
+            return pending
+
+    def _apply_optim(self) -> None:
+        kind = optim_lib.kind_of(self.config.optim)
+        if kind != self._optim_kind:
+            self._optimizer = optim_lib.build_optimizer(self.model.layers, self.config.optim)
+            self._optim_kind = kind
+        else:
+            optim_lib.apply_settings(self._optimizer, self.config.optim)
+
+    # -- training ------------------------------------------------------------------
+
+    def _batch_indices(self) -> torch.Tensor:
+        """The next minibatch: epochs are seeded permutations; a batch never spans two epochs."""
+        n = self._x.shape[0]
+        epoch, offset = divmod(self._sample_pos, n)
+        if self._perm_cache is None or self._perm_cache[0] != epoch:
+            gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+            self._perm_cache = (epoch, torch.randperm(n, generator=gen).to(self.device))
+        size = min(self.config.optim.batch_size, n - offset)
+        self._sample_pos += size
+        return self._perm_cache[1][offset:offset + size]
+
+    def _train_step(self) -> torch.Tensor:
+        idx = self._batch_indices()
+        self._optimizer.zero_grad(set_to_none=True)
+        loss = F.mse_loss(self.model(self._x[idx]), self._y[idx])
+        loss.backward()
+        self._optimizer.step()
+        self._step += 1
+        return loss
+
+    def step(self, n: int = 1, should_stop: Callable[[], bool] | None = None) -> int:
+        """Trains up to ``n`` steps (measuring every ``measure.every``); returns the steps done.
+
+        Stops early when the run diverges or ``should_stop()`` turns true.
+        """
+        done = 0
+        with self._lock:
+            model = self.model
+            model.train()
+            every = self.config.measure.every
+            while done < n and self._status == RUNNING:
+                if should_stop is not None and should_stop():
+                    break
+                loss = self._train_step()
+                done += 1
+                if not torch.isfinite(loss):
+                    self._diverge(f"the training loss is {float(loss)}")
+                elif self._step % every == 0:
+                    self._measure(record=True)
+        return done
+
+    def _diverge(self, why: str) -> None:
+        self._status = DIVERGED
+        o = self.config.optim
+        hint = (f"lower optim.slo.speed (now {o.slo.speed:g}) or optim.slo.boost" if o.slo.enabled
+                else f"lower optim.lr (now {o.lr:g})")
+        self._message = f"diverged at step {self._step}: {why}; {hint} and reset"
+        if self._last is not None:
+            self._last = _replace(self._last, step=self._step, status=DIVERGED, message=self._message)
+
+    def run(self, steps: int | None = None, on_measure: Callable[[Snapshot], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> Snapshot:
+        """Trains ``steps`` (default ``config.steps``) and measures the last step."""
+        total = self.config.steps if steps is None else steps
+        target = self._step + total
+        every = self.config.measure.every
+        while self._step < target and self._status == RUNNING:
+            if should_stop is not None and should_stop():
+                break
+            chunk = min(every - self._step % every, target - self._step)
+            self.step(chunk)
+            if on_measure is not None:
+                on_measure(self.snapshot())
+        return self.snapshot()
+
+    # -- measuring -----------------------------------------------------------------
+
+    def _losses(self) -> tuple[float, float, float | None]:
+        model = self.model
+        with torch.no_grad():
+            train = float(F.mse_loss(model(self._x), self._y))
+            out = model(self._x_test)
+            test = float(F.mse_loss(out, self._y_test))
+            acc = None
+            if self._dataset.classes:
+                acc = float((out.argmax(1) == self._y_test.argmax(1)).to(torch.float64).mean())
+        return train, test, acc
+
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+
+    def _measure(self, record: bool) -> Snapshot:
+        if not self._weights_finite():
+            self._diverge("a weight became non-finite")
+            return self._last
+        cfg = self.config
+        was_training = self.model.training
+        self.model.eval()
+        train, test, acc = self._losses()
+        if not (np.isfinite(train) and np.isfinite(test)):
+            self.model.train(was_training)
+            self._diverge(f"the loss is {train if not np.isfinite(train) else test}")
+            if self._last is not None:
+                return self._last
+        layers = measure_model(self.model, self._w0, self._x_measure, cfg.measure.correlation,
+                               cfg.measure.alpha, self._g_star)
+        self.model.train(was_training)
+        if record and self._history.last_step != self._step:
+            self._history = self._history.extend(self._rows(layers, train, test, acc))
+        self._last = Snapshot(
+            step=self._step, measured_step=self._step, status=self._status, message=self._message,
+            train_loss=train, test_loss=test, test_accuracy=acc, layers=tuple(layers),
+            g_star=None if self._g_star is None else self._g_star.to(torch.float64).cpu().numpy(),
+            optimizer=describe_optimizer(cfg), config=copy.deepcopy(cfg), history=self._history,
+            out_weight=self.model.out.weight.detach().to(torch.float64).cpu().numpy(),
+            data_description=self._dataset.description,
+        )
+        return self._last
+
+    def _rows(self, layers: list[LayerStats], train: float, test: float, acc: float | None) -> list[dict]:
+        m = self.config.measure
+        common = {"step": self._step, "train_loss": train, "test_loss": test, "test_accuracy": acc,
+                  "correlation": m.correlation, "alpha": m.alpha}
+        return [{"layer": s.layer, **common, **s.scalars()} for s in layers]
+
+    def measure(self) -> Snapshot:
+        """Measures now (recorded in the history) and returns the snapshot."""
+        with self._lock:
+            if self._status != RUNNING:
+                return self._last
+            return self._measure(record=True)
+
+    def snapshot(self) -> Snapshot:
+        """The current snapshot, measuring first if the last measurement is older than this step."""
+        with self._lock:
+            last = self._last
+            if self._status == RUNNING and (last.measured_step != self._step
+                                            or last.config.measure != self.config.measure
+                                            or last.config.optim != self.config.optim):
+                return self._measure(record=True)
+            return last
+
+    # -- persistence ---------------------------------------------------------------
+
+    def save(self, folder: Path | str, figures: bool = False) -> Path:
+        """Writes config.json, metrics.csv, final.npz and state.npz (all atomic)."""
+        from core import persist
+
+        with self._lock:
+            return persist.save_engine(self, Path(folder), figures=figures)
+
+    @classmethod
+    def load(cls, folder: Path | str, dataset: Dataset | None = None) -> "Engine":
+        """Reopens a saved run; stepping it continues bit-for-bit on CPU."""
+        from core import persist
+
+        return persist.load_engine(cls, Path(folder), dataset)
+
+
+def _replace(snap: Snapshot, **changes) -> Snapshot:
+    import dataclasses
+
+    return dataclasses.replace(snap, **changes)

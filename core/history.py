@@ -1,0 +1,93 @@
+"""The measured history of a run: one row per (step, layer), as in ``metrics.csv``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from core.iofiles import atomic_write_text
+
+COLUMNS = (
+    "step", "layer", "uc_nfa", "c_nfa", "rel_movement", "train_loss", "test_loss",
+    "feature_quality", "test_accuracy", "diag_share", "init_share", "cross_share",
+    "centered_share", "correlation", "alpha",
+)
+"""metrics.csv columns: the contract's eight first, then extras."""
+
+_INT = {"step", "layer"}
+_STR = {"correlation"}
+
+
+@dataclass(frozen=True)
+class History:
+    """Immutable list of rows; each row maps COLUMNS to a value (None where undefined)."""
+
+    rows: tuple[dict, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def extend(self, rows: Iterable[dict]) -> "History":
+        return History(self.rows + tuple(rows))
+
+    def until(self, step: int) -> "History":
+        """Rows measured at or before ``step``."""
+        return History(tuple(r for r in self.rows if r["step"] <= step))
+
+    @property
+    def last_step(self) -> int | None:
+        return self.rows[-1]["step"] if self.rows else None
+
+    def layers(self) -> list[int]:
+        return sorted({r["layer"] for r in self.rows})
+
+    def series(self, key: str, layer: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of one column for one layer; undefined values are NaN."""
+        rows = [r for r in self.rows if r["layer"] == layer]
+        steps = np.array([r["step"] for r in rows], dtype=np.int64)
+        values = np.array([_nan(r.get(key)) for r in rows], dtype=np.float64)
+        return steps, values
+
+    def to_csv_text(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for r in self.rows:
+            writer.writerow([_cell(r.get(c)) for c in COLUMNS])
+        return buf.getvalue()
+
+    def write_csv(self, path: Path) -> None:
+        atomic_write_text(path, self.to_csv_text())
+
+    @classmethod
+    def read_csv(cls, path: Path) -> "History":
+        with open(path, newline="", encoding="utf-8") as f:
+            return cls(tuple(_parse_row(r) for r in csv.DictReader(f)))
+
+
+def _nan(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def _parse_row(raw: dict) -> dict:
+    row = {}
+    for key, text in raw.items():
+        if key in _INT:
+            row[key] = int(text)
+        elif key in _STR:
+            row[key] = text
+        else:
+            row[key] = float(text) if text not in ("", None) else None
+    return row
