@@ -213,7 +213,7 @@ class Engine:
                 loss = self._train_step()
                 done += 1
                 if not torch.isfinite(loss):
-                    self._diverge(f"the training loss is {float(loss)}")
+                    self._diverge(f"the training loss is {float(loss.detach())}")
                 elif self._step % every == 0:
                     self._measure(record=True)
         return done
