@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -24,25 +23,45 @@ _INT = {"step", "layer"}
 _STR = {"correlation"}
 
 
-@dataclass(frozen=True)
 class History:
-    """Immutable list of rows; each row maps COLUMNS to a value (None where undefined)."""
+    """An append-only list of rows; each row maps COLUMNS to a value (None where undefined).
 
-    rows: tuple[dict, ...] = ()
+    A History is a view of the first ``len`` rows of a shared store, so ``extend`` costs only
+    the new rows and older views never change.
+    """
+
+    __slots__ = ("_store", "_len")
+
+    def __init__(self, rows: Iterable[dict] = (), _store: list | None = None, _len: int | None = None):
+        self._store = _store if _store is not None else list(rows)
+        self._len = len(self._store) if _len is None else _len
+
+    @property
+    def rows(self) -> tuple[dict, ...]:
+        return tuple(self._store[: self._len])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, History) and self.rows == other.rows
+
+    def __repr__(self) -> str:
+        return f"History({self._len} rows)"
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self._len
 
     def extend(self, rows: Iterable[dict]) -> "History":
-        return History(self.rows + tuple(rows))
+        """A new view with ``rows`` appended (this view is unchanged)."""
+        store = self._store if len(self._store) == self._len else self._store[: self._len]
+        store.extend(rows)
+        return History(_store=store, _len=len(store))
 
     def until(self, step: int) -> "History":
         """Rows measured at or before ``step``."""
-        return History(tuple(r for r in self.rows if r["step"] <= step))
+        return History([r for r in self.rows if r["step"] <= step])
 
     @property
     def last_step(self) -> int | None:
-        return self.rows[-1]["step"] if self.rows else None
+        return self._store[self._len - 1]["step"] if self._len else None
 
     def layers(self) -> list[int]:
         return sorted({r["layer"] for r in self.rows})
@@ -68,7 +87,7 @@ class History:
     @classmethod
     def read_csv(cls, path: Path) -> "History":
         with open(path, newline="", encoding="utf-8") as f:
-            return cls(tuple(_parse_row(r) for r in csv.DictReader(f)))
+            return cls([_parse_row(r) for r in csv.DictReader(f)])
 
 
 def _nan(v) -> float:
