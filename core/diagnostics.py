@@ -136,10 +136,23 @@ class LayerStats:
         }
 
 
-def _shares(init: torch.Tensor, cross: torch.Tensor, centered: torch.Tensor) -> tuple[float, float, float]:
-    norms = [float(torch.linalg.matrix_norm(t)) for t in (init, cross, centered)]
+def _terms(w0: torch.Tensor, dw: torch.Tensor, middle: torch.Tensor | None = None):
+    """(init, cross, centered) terms of W^T M W for W = W0 + dW (M = identity when None)."""
+    m_w0 = w0 if middle is None else middle @ w0
+    m_dw = dw if middle is None else middle @ dw
+    cross = w0.T @ m_dw
+    return w0.T @ m_w0, cross + cross.T, dw.T @ m_dw
+
+
+def _shares(terms) -> tuple[float, float, float]:
+    norms = [float(torch.linalg.matrix_norm(t)) for t in terms]
     total = sum(norms)
     return tuple(v / total for v in norms) if total > 0 else (1.0, 0.0, 0.0)
+
+
+def _diag_share(utku: torch.Tensor) -> float:
+    total = torch.linalg.matrix_norm(utku)
+    return float(torch.linalg.vector_norm(torch.diagonal(utku)) / total) if total > 0 else float("nan")
 
 
 def layer_stats(layer: int, w: torch.Tensor, w0: torch.Tensor, k: torch.Tensor,
@@ -148,28 +161,24 @@ def layer_stats(layer: int, w: torch.Tensor, w0: torch.Tensor, k: torch.Tensor,
     """Diagnostics of one layer from W, W0 and K (all converted to float64)."""
     w, w0, k = (t.detach().to(torch.float64) for t in (w, w0, k))
     dw = w - w0
-    nfm, agop = w.T @ w, w.T @ k @ w
-    cnfm, cagop = dw.T @ dw, dw.T @ k @ dw
+    nfm_terms, agop_terms = _terms(w0, dw), _terms(w0, dw, k)
+    nfm, agop = sum(nfm_terms), sum(agop_terms)
+    cnfm, cagop = nfm_terms[2], agop_terms[2]
     moved = bool(torch.any(dw != 0))
-    uc = correlation(nfm, matrix_power(agop, alpha), correlation_kind)
-    cc = correlation(cnfm, matrix_power(cagop, alpha), correlation_kind) if moved else None
     u, s = left_singular(w, nfm)
     utku = u.T @ k @ u
     w_norm = float(torch.linalg.matrix_norm(w))
     fq = None
     if g_star is not None and layer == 1:
         fq = correlation(nfm, matrix_power(g_star.to(torch.float64), alpha), correlation_kind)
-    cross_n = w0.T @ dw
-    cross_a = w0.T @ k @ dw
     return LayerStats(
         layer=layer, W=_np(w), W0=_np(w0), K=_np(k), nfm=_np(nfm), agop=_np(agop),
         centered_nfm=_np(cnfm), centered_agop=_np(cagop), utku=_np(utku), singular_values=_np(s),
-        uc_nfa=uc, c_nfa=cc,
+        uc_nfa=correlation(nfm, matrix_power(agop, alpha), correlation_kind),
+        c_nfa=correlation(cnfm, matrix_power(cagop, alpha), correlation_kind) if moved else None,
         rel_movement=float(torch.linalg.matrix_norm(dw)) / w_norm if w_norm > 0 else float("nan"),
-        diag_share=float(torch.linalg.vector_norm(torch.diagonal(utku)) / torch.linalg.matrix_norm(utku))
-        if torch.any(utku != 0) else float("nan"),
-        nfm_shares=_shares(w0.T @ w0, cross_n + cross_n.T, cnfm),
-        agop_shares=_shares(w0.T @ k @ w0, cross_a + cross_a.T, cagop),
+        diag_share=_diag_share(utku),
+        nfm_shares=_shares(nfm_terms), agop_shares=_shares(agop_terms),
         uc_nfa_cosine=correlation(nfm, agop, "cosine"),
         alignment_cosine=correlation(torch.diag(s * s), s[:, None] * utku * s[None, :], "cosine"),
         feature_quality=fq,
