@@ -75,6 +75,15 @@ def _default_out(command: str) -> Path:
     return Path("runs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _prepare_out(out: Path) -> Path:
+    """Creates the output folder before training, so a bad --out fails at once, as a user error."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out: cannot create the folder {str(out)!r}: {err.strerror or err}") from None
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -89,13 +98,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
-        from app.headless import run_command
+        cfg, out = resolve_config(args), _prepare_out(args.out or _default_out("run"))
+        from app.headless import run_command  # after the config checks: user errors need no torch import
 
-        return run_command(resolve_config(args), args.out or _default_out("run"), quiet=args.quiet)
+        return run_command(cfg, out, quiet=args.quiet)
     if args.command == "compare":
-        from app.headless import compare_command
+        cfg, out = resolve_config(args), _prepare_out(args.out or _default_out("compare"))
+        from app.headless import compare_command  # after the config checks: user errors need no torch import
 
-        return compare_command(resolve_config(args), args.out or _default_out("compare"), quiet=args.quiet)
+        return compare_command(cfg, out, quiet=args.quiet)
     if args.command == "web":
         from app.web import main as web_main
 

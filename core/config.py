@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_type_hints
@@ -28,13 +29,17 @@ DTYPES = ("float32", "float64")
 TASKS = ("auto", "regression", "classification")
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
 class ConfigError(ValueError):
     """A user error in a config: ``key`` is the dotted key, the message says what is allowed."""
 
     def __init__(self, key: str, problem: str):
         self.key = key
         self.problem = problem
-        super().__init__(f"{key}: {problem}" if key else problem)
+        text = f"{key}: {problem}" if key else problem
+        super().__init__(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text))  # always one line
 
 
 @dataclass
@@ -390,6 +395,8 @@ def load_config(path: Union[str, Path], limits: Limits | None = None) -> RunConf
         text = p.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError("--config", f"cannot read {str(path)!r}: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("--config", f"{p.name} is not a JSON text file (not UTF-8)") from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as err:

@@ -183,11 +183,15 @@ def read_table(path: str, label_column: str = "") -> tuple[np.ndarray, np.ndarra
 
 def _read_npz(p: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with np.load(p, allow_pickle=False) as npz:
-            missing = [k for k in ("X", "y") if k not in npz.files]
-            if missing:
-                raise ConfigError("data.path", f"the NPZ needs arrays 'X' and 'y'; it has {', '.join(npz.files) or 'none'}")
-            x, y = npz["X"], npz["y"]
+        with open(p, "rb") as f:  # our handle: closed even when np.load fails
+            loaded = np.load(f, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array under an .npz name
+                raise ConfigError("data.path", "is a single .npy array, not an NPZ with arrays 'X' and 'y' (numpy.savez)")
+            with loaded as npz:
+                missing = [k for k in ("X", "y") if k not in npz.files]
+                if missing:
+                    raise ConfigError("data.path", f"the NPZ needs arrays 'X' and 'y'; it has {', '.join(npz.files) or 'none'}")
+                x, y = npz["X"], npz["y"]
     except ConfigError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:

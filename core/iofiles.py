@@ -45,5 +45,5 @@ def atomic_write_npz(path: Path | str, arrays: dict[str, np.ndarray]) -> None:
 
 def read_npz(path: Path | str) -> dict[str, np.ndarray]:
     """Loads every array of an NPZ, never unpickling."""
-    with np.load(path, allow_pickle=False) as npz:
+    with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:  # our handle: closed even when np.load fails
         return {k: npz[k] for k in npz.files}

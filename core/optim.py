@@ -66,7 +66,7 @@ def kind_of(cfg: OptimConfig) -> str:
     """What decides whether an optimiser must be rebuilt: the rule and its stateful settings."""
     if cfg.slo.enabled:
         return "slo"
-    return f"{cfg.name}:{cfg.momentum > 0}"
+    return f"sgd:{cfg.momentum > 0}" if cfg.name == "sgd" else cfg.name  # momentum means nothing to Adam
 
 
 def apply_settings(opt: torch.optim.Optimizer, cfg: OptimConfig) -> None:

@@ -8,7 +8,9 @@ resumes bit-for-bit on CPU.
 
 from __future__ import annotations
 
+import copy
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -86,15 +88,17 @@ def load_engine(cls, folder: Path, dataset=None):
         meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
         arrays = read_npz(folder / "state.npz")
         history = History.read_csv(folder / "metrics.csv")
-        _restore(engine, meta, arrays, history)
+        _restore(engine, meta, arrays, history, folder)
     except ConfigError:
         raise
-    except (ValueError, KeyError, TypeError, OSError) as err:
+    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise ConfigError("run folder", f"the saved state is damaged or from another version ({err})"[:300]) from None
     return engine
 
 
-def _restore(engine, meta: dict, arrays: dict, history: History) -> None:
+def _restore(engine, meta: dict, arrays: dict, history: History, folder: Path) -> None:
+    if not isinstance(meta, dict):
+        raise ValueError("state.json is not a JSON object")
     if meta.get("version") != STATE_VERSION:
         raise ValueError(f"state version {meta.get('version')!r}")
     params = list(engine.model.parameters())
@@ -109,13 +113,29 @@ def _restore(engine, meta: dict, arrays: dict, history: History) -> None:
     engine._sample_pos = int(meta["sample_pos"])
     engine._perm_cache = None
     engine._history = history.until(engine._step)
-    engine._status, engine._message = "running", ""
-    engine._last = engine._measure(record=True)
     if meta.get("status") == "diverged":
         engine._status, engine._message = "diverged", str(meta.get("message", ""))
-        import dataclasses
+        engine._last = _diverged_snapshot(engine, read_npz(folder / "final.npz"))
+        return
+    engine._status, engine._message = "running", ""
+    engine._last = engine._measure(record=True)
 
-        engine._last = dataclasses.replace(engine._last, status="diverged", message=engine._message)
+
+def _diverged_snapshot(engine, final: dict):
+    """A diverged run's weights are not finite: its snapshot is rebuilt from final.npz (the last measured step)."""
+    from core.diagnostics import layer_stats
+    from core.engine import DIVERGED, Snapshot, describe_optimizer
+
+    cfg, step, g_star = engine.config, int(final["step"]), engine._g_star
+    layers = tuple(layer_stats(l, *(torch.from_numpy(final[f"layer{l}.{k}"]) for k in ("W", "W0", "K")),
+                               cfg.measure.correlation, cfg.measure.alpha, g_star)
+                   for l in range(1, cfg.model.depth + 1))
+    row = {r["step"]: r for r in engine._history.rows}[step]
+    return Snapshot(step=engine._step, measured_step=step, status=DIVERGED, message=engine._message,
+                    train_loss=row["train_loss"], test_loss=row["test_loss"], test_accuracy=row["test_accuracy"],
+                    layers=layers, g_star=None if g_star is None else g_star.to(torch.float64).cpu().numpy(),
+                    optimizer=describe_optimizer(cfg), config=copy.deepcopy(cfg), history=engine._history,
+                    out_weight=final["out.W"], data_description=engine.dataset.description)
 
 
 def _tensor(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
