@@ -1,0 +1,18 @@
+"""The Gradio web app: ``build_demo()`` makes the page, ``main()`` serves it.
+
+One engine per browser session (``app.web.sessions``); event handlers are plain
+functions (``app.web.handlers``, ``app.web.exports``) wired to the page in
+``app.web.layout``; pictures are rendered straight from arrays (``app.web.views``,
+``app.web.panels``, ``app.web.plot``). Caps come from environment variables
+(``app.web.settings``).
+"""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from app.web.handlers import WebApp  # noqa: E402
+from app.web.layout import build_demo  # noqa: E402
+from app.web.server import launch_kwargs, main, queued, serve_in_background  # noqa: E402
+
+__all__ = ["WebApp", "build_demo", "launch_kwargs", "main", "queued", "serve_in_background"]

@@ -1,0 +1,335 @@
+"""Event handlers of the web app, as plain functions the tests call directly.
+
+Every handler takes the ``WebApp`` (settings and session store of one demo), the
+visitor's session key (Gradio's session hash) and the event's input values, and
+returns a dict of named outputs: ``status``, ``heat``, ``curves`` (HTML), ``timer``
+(a ``gr.Timer`` update), ``form`` (values in ``FORM_KEYS`` order), ``preset``,
+``layer``, ``share`` (the URL query), ``files``, ``compare_button``, and ``warning``
+(a message the page shows as a toast). ``app.web.layout`` maps the names to components.
+User errors never raise: ``guarded`` turns them into a warning and a status line.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import gradio as gr
+
+from app.headless import compare_configs
+from app.web import form as form_lib
+from app.web.panels import (compare_curves_panel, compare_heatmap_panel, curves_panel, heatmap_panel, notice,
+                            status_line)
+from app.web.sessions import CapacityError, Run, Session, SessionStore
+from app.web.settings import WebSettings
+from app.web.views import View
+from core.config import ConfigError, RunConfig, default_config, preset_config
+from core.engine import Engine
+
+LOG = logging.getLogger("nfa.web")
+START_HINT = ("Press ▶ Play. Then switch SLO on (SLO tab) and watch layer 1's UC-NFA climb, "
+              "or press ⇆ Compare to see both runs side by side.")
+COMPARE_START, COMPARE_STOP = "⇆ Compare baseline vs SLO", "■ Stop comparing"
+
+
+@dataclass
+class WebApp:
+    """What one demo's handlers share: settings and the session store (with its folder)."""
+
+    settings: WebSettings
+    store: SessionStore
+
+    @classmethod
+    def create(cls, settings: WebSettings | None = None, root: Path | None = None) -> "WebApp":
+        """A fresh app; session folders live under ``root`` (a new temp folder by default)."""
+        settings = settings or WebSettings.from_env()
+        root = Path(root) if root else Path(tempfile.mkdtemp(prefix="nfa-web-"))
+        return cls(settings, SessionStore(root, settings.max_sessions, settings.session_ttl))
+
+    def close(self) -> None:
+        self.store.close_all()
+
+    @property
+    def limits(self):
+        return self.settings.limits
+
+
+def guarded(fn: Callable[..., dict]) -> Callable[..., dict]:
+    """User errors become a warning and a status line; bugs are logged, shown briefly, never raised.
+
+    The wrapped handler's first two arguments are the app and the session key.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(app: WebApp, key: str, *args, **kwargs) -> dict:
+        try:
+            return fn(app, key, *args, **kwargs)
+        except ConfigError as err:
+            return _problem(app, key, str(err), stop=False)
+        except CapacityError as err:
+            return _problem(app, key, f"The server is busy: {err}. Please try again in a few minutes.", stop=True)
+        except Exception as err:  # noqa: BLE001 - the server must keep serving other sessions
+            LOG.exception("web handler %s failed", fn.__name__)
+            return _problem(app, key, f"Something went wrong ({type(err).__name__}); it was logged. Try Reset.",
+                            stop=True)
+
+    return wrapper
+
+
+def _problem(app: WebApp, key: str, message: str, stop: bool) -> dict:
+    """The warning, the run's status line with the message under it, and (after a bug) a stopped timer."""
+    session = app.store.get(key)
+    status = ""
+    if session is not None and session.runs():
+        if stop:
+            session.playing = False
+        try:
+            snaps = [r.engine.snapshot() for r in session.runs()]
+            status = status_line(snaps[0], session.playing, snaps[1] if len(snaps) > 1 else None)
+        except Exception:  # noqa: BLE001 - the message matters more than the line above it
+            LOG.exception("status line after an error failed")
+    out = {"warning": message, "status": status + notice(message, "error")}
+    return {**out, "timer": gr.Timer(active=False)} if stop else out
+
+
+def session_of(app: WebApp, key: str) -> Session:
+    """The visitor's session; one that expired (or never loaded the page) starts over at the default setup."""
+    session = app.store.get(key)
+    if session is not None and session.runs():
+        return session
+    cfg = default_config()
+    session = app.store.open(key, cfg)
+    with session.lock:
+        if not session.runs():
+            session.run = Run(Engine(cfg))
+            session.revived = True
+    return session
+
+
+def paused_timer() -> gr.Timer:
+    return gr.Timer(active=False)
+
+
+# -- views -------------------------------------------------------------------------------
+
+def render(session: Session, view: View, note: str = "", kind: str = "info") -> dict:
+    """Status, heatmaps and curves of the session's run(s)."""
+    pending = ""
+    if session.pending:
+        pending = notice("Waiting for Reset: " + ", ".join(session.pending) + ". Press ↺ Reset to apply.", "pending")
+    if session.revived:
+        session.revived = False
+        note = "This session was idle and released: a fresh default run started. Reload the page to reset the form."
+        kind = "pending"
+    extra = notice(note, kind) + pending
+    if session.compare is not None:
+        base, slo = session.compare
+        bs, ss = base.snapshot(), slo.snapshot()
+        return {"status": status_line(bs, session.playing, ss) + extra,
+                "heat": compare_heatmap_panel(bs, ss, view), "curves": compare_curves_panel(base, slo, bs, view)}
+    snap = session.run.snapshot()
+    return {"status": status_line(snap, session.playing) + extra,
+            "heat": heatmap_panel(snap, view), "curves": curves_panel(session.run, snap, view)}
+
+
+def layer_update(session: Session, layer: int) -> gr.Radio:
+    depth = session.runs()[0].engine.config.model.depth
+    return gr.Radio(choices=[(str(i), i) for i in range(1, depth + 1)], value=min(max(int(layer or 1), 1), depth))
+
+
+def setup_outputs(session: Session, cfg: RunConfig, preset: str | None = None) -> dict:
+    preset = preset or form_lib.preset_of(cfg)
+    return {"form": form_lib.form_values(cfg), "preset": preset, "share": form_lib.to_query(cfg, preset)}
+
+
+# -- page load and unload ----------------------------------------------------------------
+
+@guarded
+def load_page(app: WebApp, key: str, params: dict[str, str] | None = None) -> dict:
+    """A new visitor: the setup from the URL (or the quickstart preset) and its run at step 0."""
+    cfg, preset, problems = form_lib.from_query(dict(params or {}), app.limits)
+    session = app.store.open(key, cfg)
+    with session.lock:
+        session.run = Run(Engine(cfg))
+        session.compare, session.playing, session.pending = None, False, ()
+        note = "; ".join(problems) if problems else START_HINT
+        out = render(session, View(1, False), note, "error" if problems else "info")
+        out.update(setup_outputs(session, cfg, preset), layer=layer_update(session, 1), timer=paused_timer(),
+                   compare_button=gr.Button(value=COMPARE_START))
+    if problems:
+        out["warning"] = "Some link settings were ignored: " + "; ".join(problems)
+    return out
+
+
+def unload(app: WebApp, key: str) -> None:
+    """The tab closed: release the session's engine and files."""
+    app.store.close(key)
+
+
+# -- run control -------------------------------------------------------------------------
+
+def _advance(app: WebApp, session: Session, steps: int, stop_at_length: bool) -> tuple[str, bool]:
+    """Trains every run of the session up to ``steps`` steps; returns (a note, whether playing must stop).
+
+    The first run trains until the steps are done or the update's time budget is spent (so a
+    huge setup cannot hold a worker for long); the other run (when comparing) follows it exactly.
+    """
+    lead = session.runs()[0].engine
+    cap = app.limits.max_steps - lead.step_count
+    if stop_at_length:
+        cap = min(cap, lead.config.steps - lead.step_count)
+    todo = max(0, min(int(steps), cap))
+    deadline, calls = time.monotonic() + app.settings.update_seconds, itertools.count()
+    done = lead.step(todo, should_stop=lambda: next(calls) > 0 and time.monotonic() > deadline)
+    for run in session.runs()[1:]:
+        run.engine.step(done)
+    if any(r.engine.status != "running" for r in session.runs()):
+        return "", True
+    if lead.step_count >= app.limits.max_steps:
+        return f"this session's cap of {app.limits.max_steps} steps is reached; press Reset to start over", True
+    if stop_at_length and lead.step_count >= lead.config.steps:
+        return f"finished the run length ({lead.config.steps} steps); raise it in Setup or press Step to go on", True
+    if done < todo:
+        return (f"{done} of {todo} steps fitted in this update's {app.settings.update_seconds:g} s; "
+                "fewer steps per update keep it smooth"), False
+    return "", False
+
+
+@guarded
+def tick(app: WebApp, key: str, steps: int, layer: int, centered: bool) -> dict:
+    """One timer tick while playing: ``steps`` steps, a measurement, all pictures."""
+    session = session_of(app, key)
+    with session.lock:
+        if not session.playing:
+            return {**render(session, View(layer, centered)), "timer": paused_timer()}
+        note, stop = _advance(app, session, steps, stop_at_length=True)
+        session.playing = not stop
+        out = render(session, View(layer, centered), note, "info" if stop else "pending")
+        return {**out, "timer": paused_timer()} if stop else out
+
+
+@guarded
+def play(app: WebApp, key: str, layer: int = 1, centered: bool = False) -> dict:
+    """Starts the timer (unless the run diverged or reached its length)."""
+    session = session_of(app, key)
+    with session.lock:
+        lead = session.runs()[0].engine
+        if any(r.engine.status != "running" for r in session.runs()):
+            return {**render(session, View(layer, centered)), "timer": paused_timer(),
+                    "warning": "The run diverged: change the setting the status line names, then press Reset."}
+        if lead.step_count >= lead.config.steps:
+            msg = f"The run reached its length ({lead.config.steps} steps): raise 'run length' in Setup, or press Step."
+            return {**render(session, View(layer, centered)), "timer": paused_timer(), "warning": msg}
+        session.playing = True
+        return {**render(session, View(layer, centered)), "timer": gr.Timer(active=True)}
+
+
+@guarded
+def pause(app: WebApp, key: str, layer: int = 1, centered: bool = False) -> dict:
+    """Stops the timer; the run keeps its state."""
+    session = session_of(app, key)
+    with session.lock:
+        session.playing = False
+        return {**render(session, View(layer, centered)), "timer": paused_timer()}
+
+
+@guarded
+def step(app: WebApp, key: str, steps: int, layer: int, centered: bool) -> dict:
+    """One click: ``steps`` steps (past the run length too), a measurement and all pictures."""
+    session = session_of(app, key)
+    with session.lock:
+        note, _ = _advance(app, session, steps, stop_at_length=False)
+        return render(session, View(layer, centered), note, "pending" if note else "info")
+
+
+@guarded
+def show(app: WebApp, key: str, layer: int, centered: bool) -> dict:
+    """Re-renders for another layer or the centered switch (no training)."""
+    session = session_of(app, key)
+    with session.lock:
+        return render(session, View(layer, centered))
+
+
+def _form_config(app: WebApp, session: Session, values: Sequence[Any]) -> RunConfig:
+    return form_lib.config_from_form(session.base, values, app.limits, session.data_file)
+
+
+@guarded
+def reset(app: WebApp, key: str, values: Sequence[Any], layer: int = 1, centered: bool = False) -> dict:
+    """A new network from the form's setup (both runs again when comparing); paused at step 0."""
+    session = session_of(app, key)
+    with session.lock:
+        cfg = _form_config(app, session, values)
+        if session.compare is not None:
+            base_cfg, slo_cfg = compare_configs(cfg)
+            session.compare = (Run(Engine(base_cfg)), Run(Engine(slo_cfg)))
+        else:
+            session.run = Run(Engine(cfg))
+        session.playing, session.pending = False, ()
+        out = render(session, View(layer, centered), f"new run: {session.runs()[0].engine.dataset.description}")
+        out.update(layer=layer_update(session, layer), timer=paused_timer(),
+                   share=form_lib.to_query(cfg, form_lib.preset_of(session.base)))
+        return out
+
+
+def _apply_live(session: Session, cfg: RunConfig) -> tuple[str, ...]:
+    if session.compare is not None:
+        base_cfg, slo_cfg = compare_configs(cfg)
+        pending = session.compare[0].engine.configure(base_cfg)
+        session.compare[1].engine.configure(slo_cfg)
+        return tuple(k for k in pending if k != "optim.slo.enabled")
+    return tuple(session.run.engine.configure(cfg))
+
+
+@guarded
+def change_settings(app: WebApp, key: str, values: Sequence[Any], layer: int = 1, centered: bool = False) -> dict:
+    """A form value changed: live settings (optimiser, SLO, measurement) apply now, the rest on Reset."""
+    session = session_of(app, key)
+    with session.lock:
+        cfg = _form_config(app, session, values)
+        session.pending = _apply_live(session, cfg)
+        out = render(session, View(layer, centered))
+        out["share"] = form_lib.to_query(cfg, form_lib.preset_of(session.base))
+        return out
+
+
+@guarded
+def choose_preset(app: WebApp, key: str, preset: str, layer: int = 1, centered: bool = False) -> dict:
+    """Fills the form with a preset; its network starts on Reset."""
+    session = session_of(app, key)
+    with session.lock:
+        cfg = preset_config(preset, app.limits)
+        session.base = cfg
+        session.pending = tuple(k for k in _apply_live(session, cfg))
+        out = render(session, View(layer, centered))
+        out.update(setup_outputs(session, cfg, preset))
+        return out
+
+
+@guarded
+def toggle_compare(app: WebApp, key: str, values: Sequence[Any], layer: int = 1, centered: bool = False) -> dict:
+    """Starts a baseline and an SLO run from the same weights and batches, or returns to the single run."""
+    session = session_of(app, key)
+    with session.lock:
+        session.playing = False
+        if session.compare is not None:
+            session.compare = None
+            out = render(session, View(layer, centered), "back to the single run")
+            return {**out, "timer": paused_timer(), "compare_button": gr.Button(value=COMPARE_START),
+                    "layer": layer_update(session, layer)}
+        cfg = _form_config(app, session, values)
+        base_cfg, slo_cfg = compare_configs(cfg)
+        session.compare = (Run(Engine(base_cfg)), Run(Engine(slo_cfg)))
+        session.pending = ()
+        note = ("comparing from step 0: same initial weights and batches; only the update rule differs. "
+                "Press ▶ Play.")
+        out = render(session, View(layer, centered), note)
+        return {**out, "timer": paused_timer(), "compare_button": gr.Button(value=COMPARE_STOP),
+                "layer": layer_update(session, layer)}
+

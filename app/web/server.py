@@ -1,0 +1,89 @@
+"""Serving the page: queue, caps and the launch options a public deployment needs."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from typing import Any
+
+import gradio as gr
+
+from app.web import texts
+from app.web.handlers import WebApp
+from app.web.layout import build_demo
+from app.web.settings import WebSettings
+
+
+def theme() -> gr.themes.Theme:
+    """Soft, indigo, and system fonts only: the page makes no request to a font server."""
+    system = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial",
+              "sans-serif"]
+    mono = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+    return gr.themes.Default(primary_hue="indigo", secondary_hue="slate", neutral_hue="slate", radius_size="sm",
+                             font=system, font_mono=mono)
+
+
+def launch_kwargs(settings: WebSettings) -> dict[str, Any]:
+    """``launch()`` options: no SSR, nothing served beyond Gradio's own cache, upload cap, page style.
+
+    ``allowed_paths`` stays empty: the app's outputs reach visitors only as Gradio's cached
+    copies (unguessable URLs); its session folders and the repository are never served.
+    """
+    return dict(
+        ssr_mode=False,
+        allowed_paths=[],
+        max_file_size=f"{settings.max_upload_mb}mb",
+        show_error=False,
+        enable_monitoring=False,
+        mcp_server=False,
+        pwa=False,
+        css=texts.CSS,
+        theme=theme(),
+    )
+
+
+def queued(demo: gr.Blocks, settings: WebSettings) -> gr.Blocks:
+    """The queue with the deployment's caps."""
+    return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def serve_in_background(app: WebApp, host: str = "127.0.0.1", port: int | None = None) -> tuple[gr.Blocks, str]:
+    """Launches the page without blocking (tests, screenshots); returns the demo and its URL.
+
+    Close with ``demo.close()`` and ``app.close()``.
+    """
+    demo = queued(build_demo(app), app.settings)
+    demo.launch(server_name=host, server_port=port or free_port(host), prevent_thread_lock=True, quiet=True,
+                **launch_kwargs(app.settings))
+    return demo, demo.local_url
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(host: str = "127.0.0.1", port: int = 7860) -> int:
+    """``python -m app.cli web``: serves until interrupted (Ctrl+C or SIGTERM); returns the exit status.
+
+    Session folders are removed on the way out.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    signal.signal(signal.SIGTERM, _interrupt)
+    settings = WebSettings.from_env()
+    app = WebApp.create(settings)
+    try:
+        demo = queued(build_demo(app), settings)
+        print(f"NFA Explorer on http://{host}:{port} (sessions: at most {settings.max_sessions}, "
+              f"idle timeout {settings.session_ttl:.0f} s)", flush=True)
+        demo.launch(server_name=host, server_port=port, **launch_kwargs(settings))
+    finally:
+        app.close()
+    return 0

@@ -1,0 +1,73 @@
+"""What a person sees: the page in headless Chromium, Step pressed, pictures drawn, counter moved."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("NFA_CHROMIUM", "/usr/bin/chromium"))
+if not CHROMIUM.exists():
+    pytest.skip(f"headless browser test: no Chromium at {CHROMIUM} (install Debian's chromium; .ci/run does)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+
+from app.web import WebApp, serve_in_background  # noqa: E402
+from app.web.settings import WebSettings  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    settings = WebSettings(max_sessions=4, update_seconds=60)
+    app = WebApp.create(settings, root=tmp_path_factory.mktemp("web") / "sessions")
+    demo, url = serve_in_background(app)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        tab = browser.new_page(viewport={"width": 1440, "height": 1000})
+        tab.goto(url + "?preset=quickstart&model.width=32")
+        yield tab
+        browser.close()
+    demo.close()
+    app.close()
+
+
+def shown_step(tab) -> int:
+    return int(tab.inner_text("#nfa-status .nfa-step"))
+
+
+def heatmaps_drawn(tab) -> list[int]:
+    """naturalWidth of every heatmap image (0 for a broken or empty one)."""
+    return tab.eval_on_selector_all("#nfa-heat img.nfa-img", "els => els.map(e => e.complete ? e.naturalWidth : 0)")
+
+
+def test_step_draws_heatmaps_and_moves_the_counter(page):
+    page.wait_for_selector("#nfa-heat img.nfa-img", timeout=60_000)
+    assert shown_step(page) == 0
+    assert "model.width=32" in page.url
+    page.click("#nfa-step")
+    page.wait_for_function("() => document.querySelector('#nfa-status .nfa-step')?.textContent === '25'",
+                           timeout=60_000)
+    sizes = heatmaps_drawn(page)
+    assert len(sizes) == 5 and all(s > 0 for s in sizes)
+    charts = page.eval_on_selector_all("#nfa-curves img.nfa-chart", "els => els.map(e => e.naturalWidth)")
+    assert len(charts) == 4 and all(w > 0 for w in charts)
+    assert re.search(r"W is 32×20", page.inner_text("#nfa-heat"))
+
+
+def test_play_then_pause_keeps_training_in_between(page):
+    before = shown_step(page)
+    page.click("#nfa-play")
+    page.wait_for_function(f"() => +document.querySelector('#nfa-status .nfa-step').textContent > {before + 50}",
+                           timeout=60_000)
+    page.click("#nfa-pause")
+    page.wait_for_function("() => document.querySelector('#nfa-status').textContent.includes('paused')",
+                           timeout=30_000)
+    stopped = shown_step(page)
+    page.wait_for_timeout(800)
+    assert shown_step(page) == stopped
