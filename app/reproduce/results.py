@@ -1,0 +1,113 @@
+"""Reading run folders back: the analysis sees only ``metrics.csv`` and ``final.npz``.
+
+``plan.json`` says which folder is which experiment, variant and seed; nothing else of
+the runner (no engine, no torch) is needed, so the folders may come from anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.history import History
+from core.iofiles import read_npz
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished run as the analysis sees it."""
+
+    experiment: str
+    variant: str
+    seed: int
+    planned_steps: int
+    history: History
+    final: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def last_step(self) -> int:
+        return self.history.last_step or 0
+
+    @property
+    def diverged(self) -> bool:
+        """True when the run stopped before its planned steps (the engine's divergence stop)."""
+        return self.last_step < self.planned_steps
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment}/{self.variant}/seed {self.seed}"
+
+
+def load_runs(out: Path) -> list[Run]:
+    """Every run of ``out/plan.json`` whose folder has a metrics.csv (missing ones are skipped)."""
+    plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    runs = []
+    for row in plan:
+        folder = out / row["run"]
+        if not (folder / "metrics.csv").is_file():
+            continue
+        final = read_npz(folder / "final.npz") if (folder / "final.npz").is_file() else {}
+        runs.append(Run(row["experiment"], row["variant"], int(row["seed"]), int(row["steps"]),
+                        History.read_csv(folder / "metrics.csv"), final))
+    return runs
+
+
+Group = dict[int, History]
+"""Seed -> history of one (experiment, variant)."""
+
+
+def group(runs: list[Run], variant: str, experiments: tuple[str, ...] | None = None) -> dict[str, Group]:
+    """Experiment -> seed -> history, for one variant."""
+    out: dict[str, Group] = defaultdict(dict)
+    for r in runs:
+        if r.variant == variant and (experiments is None or r.experiment in experiments):
+            out[r.experiment][r.seed] = r.history
+    return dict(out)
+
+
+def by_seed(runs: list[Run]) -> dict[int, list[History]]:
+    """Seed -> every history of that seed (all experiments and variants)."""
+    out: dict[int, list[History]] = defaultdict(list)
+    for r in runs:
+        out[r.seed].append(r.history)
+    return dict(out)
+
+
+# -- series helpers (histories in, numpy out) --------------------------------------------
+
+def final_value(history: History, key: str, layer: int = 1) -> float:
+    """The last defined value of ``key`` for ``layer`` (NaN if none)."""
+    _, values = history.series(key, layer)
+    defined = values[np.isfinite(values)]
+    return float(defined[-1]) if defined.size else float("nan")
+
+
+def initial_value(history: History, key: str, layer: int = 1) -> float:
+    """The value of ``key`` for ``layer`` at the first measured step (NaN if undefined)."""
+    _, values = history.series(key, layer)
+    return float(values[0]) if values.size else float("nan")
+
+
+def band(histories: Group, key: str, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, std) over seeds at the steps measured in any seed (NaN-aware)."""
+    series = [h.series(key, layer) for h in histories.values()]
+    steps = np.unique(np.concatenate([s for s, _ in series])) if series else np.array([], dtype=np.int64)
+    table = np.full((len(series), steps.size), np.nan)
+    for i, (s, v) in enumerate(series):
+        table[i, np.searchsorted(steps, s)] = v
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (a diverged seed)
+        mean = np.nanmean(table, axis=0)
+        std = np.nanstd(table, axis=0, ddof=1) if len(series) > 1 else np.zeros(steps.size)
+    return steps, mean, np.nan_to_num(std)
+
+
+def depth(history: History) -> int:
+    """Number of measured layers."""
+    layers = history.layers()
+    return max(layers) if layers else 0
