@@ -137,22 +137,26 @@ class Engine:
         return self._history
 
     def reset(self, config: RunConfig | None = None) -> Snapshot:
-        """Starts over at step 0 (with a new config, if given); same seed gives the same start."""
+        """Starts over at step 0 (with a new config, if given); same seed gives the same start.
+
+        A config whose data cannot be loaded raises ConfigError and leaves the run as it was.
+        """
         with self._lock:
             if config is not None:
-                reload = needs_reset(self.config, config)
-                device_changed = config.device != self.config.device or config.dtype != self.config.dtype
-                data_changed = any(k.startswith(("data.", "seed", "dtype", "measure.n_points")) for k in reload)
-                self.config = copy.deepcopy(config)
-                if device_changed:
-                    self.device = resolve_device(config.device)
-                    self.dtype = getattr(torch, config.dtype)
-                if data_changed:
-                    self._dataset = load_dataset(self.config)
-                if data_changed or device_changed:
-                    self._place_data()
+                self._switch_config(config)
             self._init_run()
             return self._last
+
+    def _switch_config(self, config: RunConfig) -> None:
+        reload = needs_reset(self.config, config)
+        device_changed = config.device != self.config.device or config.dtype != self.config.dtype
+        data_changed = any(k.startswith(("data.", "seed", "dtype", "measure.n_points")) for k in reload)
+        device = resolve_device(config.device) if device_changed else self.device
+        dataset = load_dataset(config) if data_changed else self._dataset
+        self.config, self.device, self.dtype = copy.deepcopy(config), device, getattr(torch, config.dtype)
+        self._dataset = dataset
+        if data_changed or device_changed:
+            self._place_data()
 
     def configure(self, config: RunConfig) -> list[str]:
         """Applies the live settings of ``config`` now; returns the keys that wait for reset()."""

@@ -227,6 +227,26 @@ def test_reset_same_seed_same_start():
     _assert_snapshots_equal(engine.snapshot(), other.snapshot())
 
 
+def test_reset_with_unloadable_data_leaves_the_run_as_it_was(tmp_path):
+    engine = Engine(_cfg())
+    engine.step(20)
+    before = _params(engine)
+    bad = _cfg(**{"data.kind": "file", "data.path": str(tmp_path / "missing.csv")})
+    with pytest.raises(ConfigError, match="data.path"):
+        engine.reset(bad)
+    assert engine.config.data.kind == "synthetic"
+    assert engine.step_count == 20
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(engine)))
+    assert engine.step(5) == 5
+
+
+def test_reset_with_new_width_rebuilds_the_network():
+    engine = Engine(_cfg())
+    engine.step(10)
+    snap = engine.reset(_cfg(**{"model.width": 6}))
+    assert snap.step == 0 and snap.layer(1).shape == (6, 5)
+
+
 def test_snapshot_is_frozen_and_detached():
     engine = Engine(_cfg())
     snap = engine.snapshot()
