@@ -189,6 +189,7 @@ def test_compare_starts_both_runs_from_the_same_weights(app):
     assert not base.config.optim.slo.enabled and slo.config.optim.slo.enabled
     np.testing.assert_array_equal(base.snapshot().layer(1).W0, slo.snapshot().layer(1).W0)
     assert "Stop" in out["compare_button"].value
+    assert out["timer"].active and session.playing  # the comparison plays at once
     out = handlers.step(app, "a", 8, 1, False)
     assert base.step_count == slo.step_count == 8
     assert "baseline" in out["heat"] and "SLO" in out["heat"] and out["heat"].count("data:image") == 5

@@ -327,9 +327,10 @@ def toggle_compare(app: WebApp, key: str, values: Sequence[Any], layer: int = 1,
         base_cfg, slo_cfg = compare_configs(cfg)
         session.compare = (Run(Engine(base_cfg)), Run(Engine(slo_cfg)))
         session.pending = ()
-        note = ("comparing from step 0: same initial weights and batches; only the update rule differs. "
-                "Press ▶ Play.")
+        session.playing = True
+        note = ("comparing from step 0: same initial weights and batches; only the update rule differs "
+                "(▮▮ Pause to stop).")
         out = render(session, View(layer, centered), note)
-        return {**out, "timer": paused_timer(), "compare_button": gr.Button(value=COMPARE_STOP),
+        return {**out, "timer": gr.Timer(active=True), "compare_button": gr.Button(value=COMPARE_STOP),
                 "layer": layer_update(session, layer)}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import sys
 from typing import Any
 
 import gradio as gr
@@ -76,6 +77,7 @@ def main(host: str = "127.0.0.1", port: int = 7860) -> int:
     Session folders are removed on the way out.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes
     signal.signal(signal.SIGTERM, _interrupt)
     settings = WebSettings.from_env()
     app = WebApp.create(settings)
@@ -84,6 +86,9 @@ def main(host: str = "127.0.0.1", port: int = 7860) -> int:
         print(f"NFA Explorer on http://{host}:{port} (sessions: at most {settings.max_sessions}, "
               f"idle timeout {settings.session_ttl:.0f} s)", flush=True)
         demo.launch(server_name=host, server_port=port, **launch_kwargs(settings))
+    except OSError as err:  # port taken, host not resolvable: a user error, one line
+        print(f"error: --host/--port: cannot serve on {host}:{port}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
     finally:
         app.close()
     return 0
