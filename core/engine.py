@@ -268,7 +268,7 @@ class Engine:
             return self._last
         cfg = self.config
         was_training = self.model.training
-        self.model.eval()
+        self.model.train(False)
         train, test, acc = self._losses()
         if not (np.isfinite(train) and np.isfinite(test)):
             self.model.train(was_training)

@@ -23,6 +23,7 @@ from app.tui.driver import default_export_folder, export_run
 from app.tui.messages import FrameReady, Progress, WorkFailed
 from app.tui.player import Player
 from app.tui.screens import ExportScreen, HelpScreen
+from app.tui.selection import MatrixKeys
 from app.tui.widgets import CurvePlot, HeatmapView, KeyBar, LayerTable, StatusBar
 from core.config import RunConfig, flat_items
 from core.engine import Engine, Snapshot, needs_reset
@@ -71,7 +72,7 @@ def key_help() -> list[tuple[str, str]]:
     return [(b.key_display or b.key, KEY_HELP.get(b.action, b.description)) for b in KEYS]
 
 
-class NfaApp(Player, App[int]):
+class NfaApp(MatrixKeys, Player, App[int]):
     """Train an MLP step by step and watch NFM and AGOP align, layer by layer."""
 
     CSS_PATH = "nfa.tcss"
@@ -203,21 +204,10 @@ class NfaApp(Player, App[int]):
         new = cfg.replace(**{"optim.slo.enabled": not cfg.optim.slo.enabled})
         self.run_configure(self.generation, [new])
 
-    def action_layer(self, delta: int) -> None:
-        """[ and ]: previous or next layer (wrapping)."""
-        count = len(self.snapshot.layers)
-        self.selected = (self.selected - 1 + delta) % count + 1
-        self.show(self.snapshot)
+    def lead_snapshot(self) -> Snapshot:
+        return self.snapshot
 
-    def action_toggle_centered(self) -> None:
-        """c: centered or plain NFM and AGOP (switches to that view)."""
-        self.centered = not self.centered if self.view == "nfm-agop" else True
-        self.view = "nfm-agop"
-        self.show(self.snapshot)
-
-    def action_cycle_view(self) -> None:
-        """k: the next matrix view."""
-        self.view = views.next_view(self.snapshot, self.view)
+    def redraw(self) -> None:
         self.show(self.snapshot)
 
     def action_help(self) -> None:

@@ -20,6 +20,7 @@ from app.headless import compare_configs
 from app.tui import render, views
 from app.tui.messages import FrameReady, Progress, WorkFailed
 from app.tui.player import Player
+from app.tui.selection import MatrixKeys
 from app.tui.widgets import CurvePlot, HeatmapView, KeyBar
 from core.config import RunConfig
 from core.data import Dataset
@@ -50,7 +51,7 @@ class CompareStatus(Widget):
         return render.compare_status(self.snapshots, self.state, self.detail) if self.snapshots else Text("")
 
 
-class CompareScreen(Player, Screen):
+class CompareScreen(MatrixKeys, Player, Screen):
     """Baseline and SLO trained in step in one worker; space, n, r, [ ], c, k as on the main screen."""
 
     BINDINGS = [
@@ -146,20 +147,10 @@ class CompareScreen(Player, Screen):
         self.state, self.detail = "working", "resetting both runs…"
         self.show(self.snaps)
 
-    def action_layer(self, delta: int) -> None:
-        """[ and ]: previous or next layer (wrapping)."""
-        self.selected = (self.selected - 1 + delta) % len(self.snaps[0].layers) + 1
-        self.show(self.snaps)
+    def lead_snapshot(self) -> Snapshot:
+        return self.snaps[0]
 
-    def action_toggle_centered(self) -> None:
-        """c: centered or plain NFM and AGOP."""
-        self.centered = not self.centered if self.view == "nfm-agop" else True
-        self.view = "nfm-agop"
-        self.show(self.snaps)
-
-    def action_cycle_view(self) -> None:
-        """k: the next matrix view."""
-        self.view = views.next_view(self.snaps[0], self.view)
+    def redraw(self) -> None:
         self.show(self.snaps)
 
     def action_close(self) -> None:
