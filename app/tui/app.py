@@ -23,22 +23,17 @@ from app.tui.driver import default_export_folder, export_run
 from app.tui.messages import FrameReady, Progress, WorkFailed
 from app.tui.player import Player
 from app.tui.screens import ExportScreen, HelpScreen
-from app.tui.selection import MatrixKeys
+from app.tui.selection import MATRIX_BINDINGS, MatrixKeys
 from app.tui.widgets import CurvePlot, HeatmapView, KeyBar, LayerTable, StatusBar
 from core.config import RunConfig, flat_items
 from core.engine import Engine, Snapshot, needs_reset
-
-LAYER = Binding.Group("layer", compact=True)
 
 KEYS = [
     Binding("space", "toggle_play", "play/pause", key_display="space"),
     Binding("n", "step", "step"),
     Binding("r", "reset", "reset"),
     Binding("s", "toggle_slo", "SLO"),
-    Binding("left_square_bracket", "layer(-1)", "previous layer", key_display="[", group=LAYER),
-    Binding("right_square_bracket", "layer(1)", "next layer", key_display="]", group=LAYER),
-    Binding("c", "toggle_centered", "centered"),
-    Binding("k", "cycle_view", "matrices"),
+    *MATRIX_BINDINGS,
     Binding("v", "compare", "compare"),
     Binding("e", "export", "export"),
     Binding("o", "config", "config"),

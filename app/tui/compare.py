@@ -20,13 +20,11 @@ from app.headless import compare_configs
 from app.tui import render, views
 from app.tui.messages import FrameReady, Progress, WorkFailed
 from app.tui.player import Player
-from app.tui.selection import MatrixKeys
+from app.tui.selection import MATRIX_BINDINGS, MatrixKeys
 from app.tui.widgets import CurvePlot, HeatmapView, KeyBar
 from core.config import RunConfig
 from core.data import Dataset
 from core.engine import Engine, Snapshot
-
-LAYER = Binding.Group("layer", compact=True)
 
 
 class CompareTable(Widget):
@@ -58,10 +56,7 @@ class CompareScreen(MatrixKeys, Player, Screen):
         Binding("space", "toggle_play", "play/pause", key_display="space"),
         Binding("n", "step", "step"),
         Binding("r", "reset", "reset both"),
-        Binding("left_square_bracket", "layer(-1)", "previous layer", key_display="[", group=LAYER),
-        Binding("right_square_bracket", "layer(1)", "next layer", key_display="]", group=LAYER),
-        Binding("c", "toggle_centered", "centered"),
-        Binding("k", "cycle_view", "matrices"),
+        *MATRIX_BINDINGS,
         Binding("escape,v", "close", "back", key_display="esc"),
     ]
 

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from textual.binding import Binding
+
 from core.engine import Snapshot
 
 from app.tui import views
+
+LAYER = Binding.Group("layer", compact=True)
+
+MATRIX_BINDINGS = [
+    Binding("left_square_bracket", "layer(-1)", "previous layer", key_display="[", group=LAYER),
+    Binding("right_square_bracket", "layer(1)", "next layer", key_display="]", group=LAYER),
+    Binding("c", "toggle_centered", "centered"),
+    Binding("k", "cycle_view", "matrices"),
+]
+"""The keys of MatrixKeys' actions, for both screens' binding lists."""
 
 
 class MatrixKeys:
