@@ -59,6 +59,16 @@ class History:
         """Rows measured at or before ``step``."""
         return History([r for r in self.rows if r["step"] <= step])
 
+    def row(self, index: int) -> dict:
+        """Row ``index`` (0-based) of this view."""
+        if not -self._len <= index < self._len:
+            raise IndexError(index)
+        return self._store[index % self._len]
+
+    def rows_since(self, start: int) -> list[dict]:
+        """The rows from ``start`` to the end of this view: what an incremental reader has not seen."""
+        return self._store[max(start, 0): self._len]
+
     @property
     def last_step(self) -> int | None:
         return self._store[self._len - 1]["step"] if self._len else None
