@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_type_hints
 
+from core.presets import PRESETS  # plain data (no imports); re-exported here
+
 ACTIVATIONS = ("relu", "tanh", "gelu", "linear", "sigmoid", "silu")
 DATA_KINDS = ("synthetic", "digits", "file")
 OPTIMIZERS = ("sgd", "adam")
@@ -27,6 +29,7 @@ ALPHAS = (1.0, 0.5)
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 TASKS = ("auto", "regression", "classification")
+STANDARDIZE = ("per_feature", "per_channel", "none")
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
@@ -64,6 +67,8 @@ class DataConfig:
     """``file`` CSV data: the label column, by header name or 0-based index; empty means the last column."""
     task: str = "auto"
     """``regression``, ``classification`` (one-hot minus 1/c targets) or ``auto`` (integer labels with at most 50 values are classes)."""
+    standardize: str = "per_feature"
+    """Input scaling from training statistics: ``per_feature`` (each feature its own mean and std), ``per_channel`` (one mean and std over all features, as the authors' code does per colour channel) or ``none``."""
 
 
 @dataclass
@@ -108,6 +113,12 @@ class OptimConfig:
     """SGD momentum in [0, 1)."""
     batch_size: int = 128
     """Minibatch size (capped at n_train)."""
+    weight_decay: float = 0.0
+    """L2 coefficient lambda: sgd and adam add lambda*W to the gradient (torch's weight_decay); SLO normalises G + lambda*W, so its steps keep their speed."""
+    warmup_steps: int = 0
+    """The first this many steps are plain SGD steps at ``warmup_lr`` (no momentum, with weight decay) whatever the optimiser, as the authors' first epoch; every arm of a comparison leaves warm-up with the same weights."""
+    warmup_lr: float = 1e-4
+    """Learning rate of the warm-up steps."""
     slo: SloConfig = field(default_factory=SloConfig)
 
 
@@ -117,8 +128,10 @@ class MeasureConfig:
 
     every: int = 100
     """Measure every this many steps (step 0 and the last step are always measured)."""
+    every_epochs: int = 0
+    """When above 0: measure at the end of every this many epochs (passes over the training set) instead of every ``every`` steps."""
     n_points: int = 1000
-    """Size of the fixed measurement subset of the training set used for K and AGOP."""
+    """Size of the fixed measurement subset of the training set used for K and AGOP; 0 means all training points."""
     correlation: str = "pearson"
     """``pearson`` (mean entry subtracted, then cosine) or ``cosine``."""
     alpha: float = 1.0
@@ -300,6 +313,7 @@ def validate(cfg: RunConfig, limits: Limits) -> None:
     _in_range(d.n_test, 1, limits.max_n, "data.n_test")
     _in_range(d.noise, 0.0, 1e3, "data.noise")
     _one_of(d.task, TASKS, "data.task")
+    _one_of(d.standardize, STANDARDIZE, "data.standardize")
     _check(len(d.target) <= 500, "data.target", "must be at most 500 characters")
     if d.kind == "file":
         _check(bool(d.path), "data.path", "is required when data.kind is 'file'")
@@ -311,11 +325,17 @@ def validate(cfg: RunConfig, limits: Limits) -> None:
     _in_range(o.lr, 0.0, 100.0, "optim.lr", lo_open=True)
     _check(0.0 <= o.momentum < 1.0, "optim.momentum", f"must be in [0, 1); got {o.momentum!r}")
     _in_range(o.batch_size, 1, limits.max_n, "optim.batch_size")
+    _in_range(o.weight_decay, 0.0, 10.0, "optim.weight_decay")
+    _in_range(o.warmup_steps, 0, limits.max_steps, "optim.warmup_steps")
+    _in_range(o.warmup_lr, 0.0, 100.0, "optim.warmup_lr", lo_open=True)
     _in_range(s.target_layer, 1, m.depth, "optim.slo.target_layer")
     _in_range(s.speed, 0.0, 100.0, "optim.slo.speed", lo_open=True)
     _in_range(s.boost, 1.0, 1e4, "optim.slo.boost")
     _in_range(me.every, 1, limits.max_steps, "measure.every")
-    _in_range(me.n_points, 1, limits.max_points, "measure.n_points")
+    _in_range(me.every_epochs, 0, limits.max_steps, "measure.every_epochs")
+    _in_range(me.n_points, 0, limits.max_points, "measure.n_points")
+    _check(me.n_points or d.n_train <= limits.max_points, "measure.n_points",
+           f"0 (all training points) allows data.n_train up to {limits.max_points}; got {d.n_train}")
     _one_of(me.correlation, CORRELATIONS, "measure.correlation")
     _one_of(me.alpha, ALPHAS, "measure.alpha")
     _in_range(cfg.steps, 0, limits.max_steps, "steps")
@@ -329,42 +349,6 @@ def validate(cfg: RunConfig, limits: Limits) -> None:
 
 
 # -- presets ---------------------------------------------------------------------------
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "quickstart": {
-        "data": {"kind": "synthetic", "d": 20, "target": "x0*x1 + x1*x2", "n_train": 2000,
-                 "n_test": 1000},
-        "model": {"depth": 2, "width": 128, "activation": "relu"},
-        "optim": {"name": "sgd", "lr": 0.05, "batch_size": 128,
-                  "slo": {"enabled": False, "target_layer": 1, "speed": 0.02, "boost": 10.0}},
-        "measure": {"every": 50, "n_points": 500},
-        "steps": 2000,
-    },
-    "digits": {
-        "data": {"kind": "digits", "n_train": 1400, "n_test": 397},
-        "model": {"depth": 5, "width": 256, "activation": "relu", "bias": False},
-        "optim": {"name": "sgd", "lr": 0.1, "batch_size": 128,
-                  "slo": {"target_layer": 1, "speed": 0.02, "boost": 10.0}},
-        "measure": {"every": 100, "n_points": 1000},
-        "steps": 2000,
-    },
-    "chain": {
-        "data": {"kind": "synthetic", "d": 20, "target": "x0*x1*x2", "n_train": 4000},
-        "model": {"depth": 2, "width": 128},
-        "optim": {"lr": 0.05, "slo": {"speed": 0.02, "boost": 10.0}},
-        "measure": {"every": 100, "n_points": 1000},
-        "steps": 4000,
-    },
-    "lowrank": {
-        "data": {"kind": "synthetic", "d": 20, "target": "tanh(x0 + x1 - x2) + sin(x3)",
-                 "n_train": 2000},
-        "model": {"depth": 2, "width": 128},
-        "optim": {"lr": 0.05, "slo": {"speed": 0.02, "boost": 10.0}},
-        "measure": {"every": 50, "n_points": 1000},
-        "steps": 2000,
-    },
-}
-"""Named starting points; a config's ``preset`` key picks one, its other keys override it."""
 
 DEFAULT_PRESET = "quickstart"
 

@@ -1,8 +1,9 @@
 """Data sets: synthetic targets with ground truth, scikit-learn's digits, user files.
 
-Every data set is standardised with training statistics, split into train and test,
-and carries a fixed measurement subset of the training set (the points K and AGOP are
-averaged over). Classification labels become one-hot vectors minus 1/c.
+Every data set is split into train and test, standardised with training statistics
+(``data.standardize``: per feature, per channel or none), and carries a fixed
+measurement subset of the training set (the points K and AGOP are averaged over; all
+of them when ``measure.n_points`` is 0). Classification labels become one-hot vectors minus 1/c.
 """
 
 from __future__ import annotations
@@ -38,12 +39,19 @@ class Dataset:
     description: str
 
     @property
+    def measures_all(self) -> bool:
+        """True when the measurement set is the whole training set (``measure.n_points = 0``)."""
+        return self.measure_index.shape[0] == self.x_train.shape[0] and bool(
+            (self.measure_index == torch.arange(self.x_train.shape[0])).all())
+
+    @property
     def x_measure(self) -> torch.Tensor:
-        return self.x_train[self.measure_index]
+        """The measurement inputs (the training tensor itself, no copy, when they are all of it)."""
+        return self.x_train if self.measures_all else self.x_train[self.measure_index]
 
     @property
     def y_measure(self) -> torch.Tensor:
-        return self.y_train[self.measure_index]
+        return self.y_train if self.measures_all else self.y_train[self.measure_index]
 
     @property
     def d(self) -> int:
@@ -86,7 +94,7 @@ def _synthetic(cfg: RunConfig, dtype: torch.dtype) -> Dataset:
     if dc.noise > 0:
         y = y + dc.noise * torch.randn(n, generator=g, dtype=torch.float64)
     x_train, x_test = x[: dc.n_train], x[dc.n_train:]
-    mean, std = _stats(x_train)
+    mean, std = standardization(x_train, dc.standardize)
     index = _measure_index(cfg, dc.n_train)
     xs_train = (x_train - mean) / std
     g_star = ground_truth_agop(target, xs_train[index], mean, std)
@@ -106,13 +114,27 @@ def ground_truth_agop(target, x_std: torch.Tensor, mean: torch.Tensor, std: torc
     return grad.T @ grad / x.shape[0]
 
 
-def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mean = x.mean(0)
-    std = x.std(0)
+def standardization(x: torch.Tensor, kind: str = "per_feature") -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) of the training inputs x (n, d), each of shape (d,); inputs become (x - mean) / std.
+
+    ``per_feature``: each column's own mean and (unbiased) std; ``per_channel``: one mean and
+    one std over every entry (the inputs here have one channel, as the authors' code computes
+    per colour channel); ``none``: mean 0, std 1. A zero std becomes 1 (constant inputs stay 0).
+    """
+    d = x.shape[1]
+    if kind == "none":
+        return torch.zeros(d, dtype=x.dtype), torch.ones(d, dtype=x.dtype)
+    if kind == "per_channel":
+        mean, std = x.mean().expand(d).clone(), x.std().expand(d).clone()
+    else:
+        mean, std = x.mean(0), x.std(0)
     return mean, torch.where(std > 1e-12, std, torch.ones_like(std))
 
 
 def _measure_index(cfg: RunConfig, n_train: int) -> torch.Tensor:
+    """The measurement subset: ``n_points`` training points drawn once, or all of them when 0."""
+    if cfg.measure.n_points == 0:
+        return torch.arange(n_train)
     perm = torch.randperm(n_train, generator=_generator(cfg.seed, 2))
     return perm[: min(cfg.measure.n_points, n_train)].sort().values
 
@@ -129,7 +151,7 @@ def _finite(cfg: RunConfig, x: np.ndarray, y: np.ndarray, dtype: torch.dtype, de
     x_t = torch.from_numpy(x[perm]).to(torch.float64)
     y_enc, classes = _encode_labels(cfg, y[perm])
     x_train, x_test = x_t[:n_train], x_t[n_train:n_train + n_test]
-    mean, std = _stats(x_train)
+    mean, std = standardization(x_train, cfg.data.standardize)
     return Dataset(
         x_train=((x_train - mean) / std).to(dtype), y_train=y_enc[:n_train].to(dtype),
         x_test=((x_test - mean) / std).to(dtype), y_test=y_enc[n_train:n_train + n_test].to(dtype),

@@ -121,6 +121,8 @@ class LayerStats:
     uc_nfa_cosine: float
     alignment_cosine: float
     feature_quality: float | None
+    step_norm: float | None = None
+    """||W_t - W_{t-1}||_F of the step before this measurement (set by the engine; None at step 0)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -132,7 +134,7 @@ class LayerStats:
             "uc_nfa": self.uc_nfa, "c_nfa": self.c_nfa, "rel_movement": self.rel_movement,
             "feature_quality": self.feature_quality, "diag_share": self.diag_share,
             "init_share": self.nfm_shares[0], "cross_share": self.nfm_shares[1],
-            "centered_share": self.nfm_shares[2],
+            "centered_share": self.nfm_shares[2], "step_norm": self.step_norm,
         }
 
 

@@ -48,6 +48,8 @@ class Snapshot:
     history: History = field(repr=False)
     out_weight: np.ndarray = field(repr=False, default=None)
     data_description: str = ""
+    biases: tuple[np.ndarray, ...] = field(repr=False, default=())
+    """b_1..b_L and the output layer's bias (float64) when the model has biases, else ()."""
 
     @property
     def diverged(self) -> bool:
@@ -114,6 +116,7 @@ class Engine:
         self._optim_kind = optim_lib.kind_of(cfg.optim)
         self._step = 0
         self._sample_pos = 0
+        self._step_norms: tuple[int, tuple[float, ...]] | None = None
         self._perm_cache: tuple[int, torch.Tensor] | None = None
         self._status, self._message = RUNNING, ""
         self._history = History()
@@ -192,14 +195,48 @@ class Engine:
         self._sample_pos += size
         return self._perm_cache[1][offset:offset + size]
 
-    def _train_step(self) -> torch.Tensor:
+    def _train_step(self, last: bool = False) -> torch.Tensor:
+        """One minibatch step (a plain SGD warm-up step while ``step < optim.warmup_steps``).
+
+        When a measurement may follow (``last`` or the schedule says so), each hidden layer's
+        step norm ||W_after - W_before||_F is kept for it.
+        """
         idx = self._batch_indices()
+        o = self.config.optim
+        record = last or self._measure_due(self._step + 1)
+        before = [w.detach().clone() for w in self.model.weights()] if record else None
         self._optimizer.zero_grad(set_to_none=True)
         loss = F.mse_loss(self.model(self._x[idx]), self._y[idx])
         loss.backward()
-        self._optimizer.step()
+        if self._step < o.warmup_steps:
+            optim_lib.warmup_step(self.model.parameters(), o.warmup_lr, o.weight_decay)
+        else:
+            self._optimizer.step()
         self._step += 1
+        if before is not None:
+            with torch.no_grad():
+                norms = tuple(float(torch.linalg.matrix_norm(w - b)) for w, b in zip(self.model.weights(), before))
+            self._step_norms = (self._step, norms)
         return loss
+
+    def _measure_due(self, step: int) -> bool:
+        """Whether the schedule measures after ``step`` (the step being taken now, or the last one)."""
+        m = self.config.measure
+        if m.every_epochs:
+            n = self._x.shape[0]
+            return self._sample_pos % n == 0 and (self._sample_pos // n) % m.every_epochs == 0
+        return step % m.every == 0
+
+    def steps_to_next_measure(self) -> int:
+        """Steps from now to the next scheduled measurement (``measure.every`` or ``every_epochs``)."""
+        with self._lock:
+            m = self.config.measure
+            if not m.every_epochs:
+                return m.every - self._step % m.every
+            n, b = self._x.shape[0], min(self.config.optim.batch_size, self._x.shape[0])
+            done, offset = divmod(self._sample_pos, n)
+            target = -(-(done + 1) // m.every_epochs) * m.every_epochs
+            return -(-(n - offset) // b) + (target - done - 1) * -(-n // b)
 
     def step(self, n: int = 1, should_stop: Callable[[], bool] | None = None) -> int:
         """Trains up to ``n`` steps (measuring every ``measure.every``); returns the steps done.
@@ -210,15 +247,14 @@ class Engine:
         with self._lock:
             model = self.model
             model.train()
-            every = self.config.measure.every
             while done < n and self._status == RUNNING:
                 if should_stop is not None and should_stop():
                     break
-                loss = self._train_step()
+                loss = self._train_step(last=done == n - 1)
                 done += 1
                 if not torch.isfinite(loss):
                     self._diverge(f"the training loss is {float(loss.detach())}")
-                elif self._step % every == 0:
+                elif self._measure_due(self._step):
                     self._measure(record=True)
         return done
 
@@ -236,11 +272,10 @@ class Engine:
         """Trains ``steps`` (default ``config.steps``) and measures the last step."""
         total = self.config.steps if steps is None else steps
         target = self._step + total
-        every = self.config.measure.every
         while self._step < target and self._status == RUNNING:
             if should_stop is not None and should_stop():
                 break
-            chunk = min(every - self._step % every, target - self._step)
+            chunk = min(self.steps_to_next_measure(), target - self._step)
             self.step(chunk)
             if on_measure is not None:
                 on_measure(self.snapshot())
@@ -275,8 +310,8 @@ class Engine:
             self._diverge(f"the loss is {train if not np.isfinite(train) else test}")
             if self._last is not None:
                 return self._last
-        layers = measure_model(self.model, self._w0, self._x_measure, cfg.measure.correlation,
-                               cfg.measure.alpha, self._g_star)
+        layers = self._with_step_norms(measure_model(self.model, self._w0, self._x_measure,
+                                                     cfg.measure.correlation, cfg.measure.alpha, self._g_star))
         self.model.train(was_training)
         if record and self._history.last_step != self._step:
             self._history = self._history.extend(self._rows(layers, train, test, acc))
@@ -286,9 +321,20 @@ class Engine:
             g_star=None if self._g_star is None else self._g_star.to(torch.float64).cpu().numpy(),
             optimizer=describe_optimizer(cfg), config=copy.deepcopy(cfg), history=self._history,
             out_weight=self.model.out.weight.detach().to(torch.float64).cpu().numpy(),
-            data_description=self._dataset.description,
+            data_description=self._dataset.description, biases=self._biases(),
         )
         return self._last
+
+    def _with_step_norms(self, layers: list[LayerStats]) -> list[LayerStats]:
+        """Layers with ``step_norm`` set when the last step's norms were kept (None at step 0)."""
+        if self._step_norms is None or self._step_norms[0] != self._step or self._step == 0:
+            return layers
+        return [_replace(s, step_norm=v) for s, v in zip(layers, self._step_norms[1])]
+
+    def _biases(self) -> tuple[np.ndarray, ...]:
+        if self.model.out.bias is None:
+            return ()
+        return tuple(layer.bias.detach().to(torch.float64).cpu().numpy() for layer in self.model.layers)
 
     def _rows(self, layers: list[LayerStats], train: float, test: float, acc: float | None) -> list[dict]:
         m = self.config.measure

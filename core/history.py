@@ -15,7 +15,7 @@ from core.iofiles import atomic_write_text
 COLUMNS = (
     "step", "layer", "uc_nfa", "c_nfa", "rel_movement", "train_loss", "test_loss",
     "feature_quality", "test_accuracy", "diag_share", "init_share", "cross_share",
-    "centered_share", "correlation", "alpha",
+    "centered_share", "correlation", "alpha", "step_norm",
 )
 """metrics.csv columns: the contract's eight first, then extras."""
 

@@ -6,6 +6,15 @@ SLO (see docs/nfa-math.md): every parameter tensor of layer l moves by a fixed s
 
 so each step's Frobenius norm is eta_l whatever the gradient's size. A bias is normalised on
 its own and moves at its layer's rate. The output layer is never the target.
+
+Weight decay lambda (``optim.weight_decay``) is an L2 term on the loss for every rule:
+SGD and Adam add lambda*W to the gradient (torch's ``weight_decay``); SLO normalises
+G + lambda*W, so its steps keep their speed eta_l and point down the regularised loss.
+
+Warm-up (``optim.warmup_steps``, ``optim.warmup_lr``): the first steps of a run are plain
+SGD steps W <- W - warmup_lr * (G + lambda*W) whatever the optimiser, as the authors' first
+epoch at lr 1e-4. They keep no state, so the optimiser proper starts fresh afterwards and
+every arm of a comparison (same seed, same batches) leaves warm-up with the same weights.
 """
 
 from __future__ import annotations
@@ -21,8 +30,8 @@ class SLO(torch.optim.Optimizer):
     """Speed-limited optimisation; param groups carry ``layer`` (1..L+1) and ``speed``."""
 
     def __init__(self, groups: list[dict], speed: float = 0.01, boost: float = 10.0,
-                 target_layer: int = 1, eps: float = EPS):
-        super().__init__(groups, dict(speed=speed, eps=eps, layer=0))
+                 target_layer: int = 1, eps: float = EPS, weight_decay: float = 0.0):
+        super().__init__(groups, dict(speed=speed, eps=eps, layer=0, weight_decay=weight_decay))
         self.set_rates(speed, boost, target_layer)
 
     def set_rates(self, speed: float, boost: float, target_layer: int) -> None:
@@ -41,9 +50,20 @@ class SLO(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                scale = group["speed"] / (torch.linalg.vector_norm(p.grad) + group["eps"])
-                p.sub_(p.grad * scale)
+                grad = p.grad if not group["weight_decay"] else p.grad + group["weight_decay"] * p
+                scale = group["speed"] / (torch.linalg.vector_norm(grad) + group["eps"])
+                p.sub_(grad * scale)
         return loss
+
+
+@torch.no_grad()
+def warmup_step(params, lr: float, weight_decay: float = 0.0) -> None:
+    """One plain SGD step W <- W - lr * (G + weight_decay * W) on ``params`` (no state)."""
+    for p in params:
+        if p.grad is None:
+            continue
+        grad = p.grad if not weight_decay else p.grad + weight_decay * p
+        p.sub_(grad * lr)
 
 
 def layer_groups(layers: list[torch.nn.Module]) -> list[dict]:
@@ -56,10 +76,11 @@ def build_optimizer(layers: list[torch.nn.Module], cfg: OptimConfig) -> torch.op
     groups = layer_groups(layers)
     if cfg.slo.enabled:
         s = cfg.slo
-        return SLO(groups, speed=s.speed, boost=s.boost, target_layer=s.target_layer)
+        return SLO(groups, speed=s.speed, boost=s.boost, target_layer=s.target_layer,
+                   weight_decay=cfg.weight_decay)
     if cfg.name == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def kind_of(cfg: OptimConfig) -> str:
@@ -70,7 +91,9 @@ def kind_of(cfg: OptimConfig) -> str:
 
 
 def apply_settings(opt: torch.optim.Optimizer, cfg: OptimConfig) -> None:
-    """Updates learning rate, momentum and SLO speeds in place."""
+    """Updates learning rate, momentum, weight decay and SLO speeds in place."""
+    for group in opt.param_groups:
+        group["weight_decay"] = cfg.weight_decay
     if isinstance(opt, SLO):
         opt.set_rates(cfg.slo.speed, cfg.slo.boost, cfg.slo.target_layer)
         return

@@ -9,6 +9,7 @@ resumes bit-for-bit on CPU.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import zipfile
 from pathlib import Path
@@ -24,7 +25,8 @@ STATE_VERSION = 1
 
 
 def final_arrays(snap, x_measure: np.ndarray, y_measure: np.ndarray, out_w: np.ndarray) -> dict[str, np.ndarray]:
-    """The contract's final.npz content for a snapshot."""
+    """The contract's final.npz content for a snapshot: every parameter (``layer{l}.W``,
+    ``layer{l}.b`` and ``out.W``, ``out.b`` when the model has biases) and the measurements."""
     arrays: dict[str, np.ndarray] = {}
     for s in snap.layers:
         for key, value in (("W", s.W), ("W0", s.W0), ("K", s.K), ("nfm", s.nfm), ("agop", s.agop),
@@ -32,6 +34,10 @@ def final_arrays(snap, x_measure: np.ndarray, y_measure: np.ndarray, out_w: np.n
                            ("utku", s.utku)):
             arrays[f"layer{s.layer}.{key}"] = np.asarray(value)
     arrays["out.W"] = out_w
+    if snap.biases:
+        for l, b in enumerate(snap.biases[:-1], start=1):
+            arrays[f"layer{l}.b"] = np.asarray(b)
+        arrays["out.b"] = np.asarray(snap.biases[-1])
     arrays["X_measure"] = x_measure
     arrays["Y_measure"] = y_measure
     if snap.g_star is not None:
@@ -113,6 +119,9 @@ def _restore(engine, meta: dict, arrays: dict, history: History, folder: Path) -
     engine._sample_pos = int(meta["sample_pos"])
     engine._perm_cache = None
     engine._history = history.until(engine._step)
+    norms = [r.get("step_norm") for r in engine._history.rows if r["step"] == engine._step]
+    if norms and all(v is not None for v in norms):
+        engine._step_norms = (engine._step, tuple(norms))
     if meta.get("status") == "diverged":
         engine._status, engine._message = "diverged", str(meta.get("message", ""))
         engine._last = _diverged_snapshot(engine, read_npz(folder / "final.npz"))
@@ -131,11 +140,21 @@ def _diverged_snapshot(engine, final: dict):
                                cfg.measure.correlation, cfg.measure.alpha, g_star)
                    for l in range(1, cfg.model.depth + 1))
     row = {r["step"]: r for r in engine._history.rows}[step]
+    norms = {r["layer"]: r.get("step_norm") for r in engine._history.rows if r["step"] == step}
+    layers = tuple(dataclasses.replace(s, step_norm=norms.get(s.layer)) for s in layers)
     return Snapshot(step=engine._step, measured_step=step, status=DIVERGED, message=engine._message,
                     train_loss=row["train_loss"], test_loss=row["test_loss"], test_accuracy=row["test_accuracy"],
                     layers=layers, g_star=None if g_star is None else g_star.to(torch.float64).cpu().numpy(),
                     optimizer=describe_optimizer(cfg), config=copy.deepcopy(cfg), history=engine._history,
-                    out_weight=final["out.W"], data_description=engine.dataset.description)
+                    out_weight=final["out.W"], data_description=engine.dataset.description,
+                    biases=_final_biases(final, cfg.model.depth))
+
+
+def _final_biases(final: dict, depth: int) -> tuple:
+    """The biases final.npz holds (b_1..b_L, out.b), or () for a bias-free model."""
+    if "out.b" not in final:
+        return ()
+    return tuple(final[f"layer{l}.b"] for l in range(1, depth + 1)) + (final["out.b"],)
 
 
 def _tensor(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:

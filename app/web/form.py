@@ -24,6 +24,7 @@ FORM_KEYS = (
     "optim.slo.enabled", "optim.slo.target_layer", "optim.slo.speed", "optim.slo.boost",
     "measure.every", "measure.n_points", "measure.correlation", "measure.alpha",
     "steps", "seed",
+    "data.standardize", "optim.weight_decay", "optim.warmup_steps", "optim.warmup_lr", "measure.every_epochs",
 )
 """Config keys with a control in the page, in the order handlers receive their values."""
 
@@ -62,7 +63,7 @@ def _clean(key: str, value: Any) -> Any:
     if value is None:
         raise ConfigError(key, "is empty; enter a value")
     if isinstance(value, str) and key not in ("data.target", "data.label_column", "data.kind", "model.activation",
-                                              "optim.name", "measure.correlation"):
+                                              "optim.name", "measure.correlation", "data.standardize"):
         value = parse_scalar(value.strip())
     return value
 

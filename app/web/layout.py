@@ -14,7 +14,7 @@ import gradio as gr
 from app.web import exports, handlers, texts
 from app.web.form import FORM_KEYS
 from app.web.handlers import COMPARE_START, WebApp
-from core.config import ACTIVATIONS, CORRELATIONS, DATA_KINDS, OPTIMIZERS, PRESETS
+from core.config import ACTIVATIONS, CORRELATIONS, DATA_KINDS, OPTIMIZERS, PRESETS, STANDARDIZE
 
 TICK_SECONDS = 0.2
 DEFAULT_STEPS_PER_UPDATE = 25
@@ -80,6 +80,8 @@ def _controls(w: _Wiring) -> None:
         c["upload"] = gr.File(label="Upload CSV (label: last column) or NPZ (arrays X, y)", file_types=[".csv", ".npz"],
                               type="filepath", visible=False)
         made["data.label_column"] = gr.Textbox(label="CSV label column (name or index; empty: last)", visible=False)
+        made["data.standardize"] = gr.Radio(list(STANDARDIZE), label="Standardise inputs",
+                                            info="per_channel: one mean and std for all features, as the authors' code")
     with gr.Group():
         with gr.Row():
             made["model.depth"] = gr.Number(label="Depth", precision=0, minimum=1, maximum=lim.max_depth, min_width=80)
@@ -89,7 +91,7 @@ def _controls(w: _Wiring) -> None:
             made["model.activation"] = gr.Dropdown(list(ACTIVATIONS), label="Activation", min_width=100)
             made["model.bias"] = gr.Checkbox(label="Biases", min_width=80)
         with gr.Row():
-            made["measure.n_points"] = gr.Number(label="Measurement points", precision=0, minimum=1,
+            made["measure.n_points"] = gr.Number(label="Measurement points (0: all)", precision=0, minimum=0,
                                                  maximum=lim.max_points, min_width=80)
             made["seed"] = gr.Number(label="Seed", precision=0, minimum=0, min_width=80)
     gr.Markdown(texts.LIVE_HEAD)
@@ -101,7 +103,14 @@ def _controls(w: _Wiring) -> None:
             made["optim.momentum"] = gr.Number(label="SGD momentum", minimum=0, maximum=0.999, min_width=80)
             made["optim.batch_size"] = gr.Number(label="Batch size", precision=0, minimum=1, min_width=80)
         with gr.Row():
+            made["optim.weight_decay"] = gr.Number(label="Weight decay λ", minimum=0, min_width=80)
+            made["optim.warmup_steps"] = gr.Number(label="Warm-up steps (plain SGD)", precision=0, minimum=0,
+                                                   min_width=80)
+            made["optim.warmup_lr"] = gr.Number(label="Warm-up lr", minimum=0, min_width=80)
+        with gr.Row():
             made["measure.every"] = gr.Number(label="Measure every N steps", precision=0, minimum=1, min_width=80)
+            made["measure.every_epochs"] = gr.Number(label="…or every N epochs (0: off)", precision=0, minimum=0,
+                                                     min_width=80)
             made["steps"] = gr.Number(label="Run length (steps)", precision=0, minimum=0, maximum=lim.max_steps,
                                       min_width=80)
         with gr.Row():
