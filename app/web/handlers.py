@@ -26,6 +26,7 @@ from app.headless import compare_configs
 from app.web import form as form_lib
 from app.web.panels import (compare_curves_panel, compare_heatmap_panel, curves_panel, heatmap_panel, notice,
                             status_line)
+from app.web.fair import BusyError, TrainingGate, client_of, trains
 from app.web.sessions import CapacityError, Run, Session, SessionStore
 from app.web.settings import WebSettings
 from app.web.views import View
@@ -40,17 +41,21 @@ COMPARE_START, COMPARE_STOP = "⇆ Compare baseline vs SLO", "■ Stop comparing
 
 @dataclass
 class WebApp:
-    """What one demo's handlers share: settings and the session store (with its folder)."""
+    """What one demo's handlers share: settings, the session store (with its folder), the training gate."""
 
     settings: WebSettings
     store: SessionStore
+    gate: TrainingGate
 
     @classmethod
     def create(cls, settings: WebSettings | None = None, root: Path | None = None) -> "WebApp":
         """A fresh app; session folders live under ``root`` (a new temp folder by default)."""
-        settings = settings or WebSettings.from_env()
+        s = settings or WebSettings.from_env()
         root = Path(root) if root else Path(tempfile.mkdtemp(prefix="nfa-web-"))
-        return cls(settings, SessionStore(root, settings.max_sessions, settings.session_ttl))
+        store = SessionStore(root, s.max_sessions, s.session_ttl, api_ttl=s.api_ttl,
+                             max_api=min(s.max_api_sessions, s.max_sessions), api_per_client=s.api_per_client,
+                             page_reclaim=s.page_reclaim)
+        return cls(s, store, TrainingGate(s.concurrency, s.client_concurrency))
 
     def close(self) -> None:
         self.store.close_all()
@@ -74,6 +79,8 @@ def guarded(fn: Callable[..., dict]) -> Callable[..., dict]:
             return _problem(app, key, str(err), stop=False)
         except CapacityError as err:
             return _problem(app, key, f"The server is busy: {err}. Please try again in a few minutes.", stop=True)
+        except BusyError as err:
+            return _problem(app, key, f"Refused: {err}; try again in a moment.", stop=False)
         except Exception as err:  # noqa: BLE001 - the server must keep serving other sessions
             LOG.exception("web handler %s failed", fn.__name__)
             return _problem(app, key, f"Something went wrong ({type(err).__name__}); it was logged. Try Reset.",
@@ -104,7 +111,7 @@ def session_of(app: WebApp, key: str) -> Session:
     if session is not None and session.runs():
         return session
     cfg = default_config()
-    session = app.store.open(key, cfg)
+    session = app.store.open(key, cfg, client_of(key))
     with session.lock:
         if not session.runs():
             session.run = Run(Engine(cfg))
@@ -151,10 +158,11 @@ def setup_outputs(session: Session, cfg: RunConfig, preset: str | None = None) -
 # -- page load and unload ----------------------------------------------------------------
 
 @guarded
+@trains
 def load_page(app: WebApp, key: str, params: dict[str, str] | None = None) -> dict:
     """A new visitor: the setup from the URL (or the quickstart preset) and its run at step 0."""
     cfg, preset, problems = form_lib.from_query(dict(params or {}), app.limits)
-    session = app.store.open(key, cfg)
+    session = app.store.open(key, cfg, client_of(key))
     with session.lock:
         session.run = Run(Engine(cfg))
         session.compare, session.playing, session.pending = None, False, ()
@@ -174,11 +182,13 @@ def unload(app: WebApp, key: str) -> None:
 
 # -- run control -------------------------------------------------------------------------
 
-def _advance(app: WebApp, session: Session, steps: int, stop_at_length: bool) -> tuple[str, bool]:
+def _advance(app: WebApp, session: Session, steps: int, stop_at_length: bool,
+             while_playing: bool = False) -> tuple[str, bool]:
     """Trains every run of the session up to ``steps`` steps; returns (a note, whether playing must stop).
 
     The first run trains until the steps are done or the update's time budget is spent (so a
-    huge setup cannot hold a worker for long); the other run (when comparing) follows it exactly.
+    huge setup cannot hold a worker for long), or, ``while_playing``, until Pause; the other
+    run (when comparing) follows it exactly.
     """
     lead = session.runs()[0].engine
     cap = app.limits.max_steps - lead.step_count
@@ -186,7 +196,13 @@ def _advance(app: WebApp, session: Session, steps: int, stop_at_length: bool) ->
         cap = min(cap, lead.config.steps - lead.step_count)
     todo = max(0, min(int(steps), cap))
     deadline, calls = time.monotonic() + app.settings.update_seconds, itertools.count()
-    done = lead.step(todo, should_stop=lambda: next(calls) > 0 and time.monotonic() > deadline)
+
+    def should_stop() -> bool:
+        if while_playing and not session.playing:
+            return True
+        return next(calls) > 0 and time.monotonic() > deadline
+
+    done = lead.step(todo, should_stop=should_stop)
     for run in session.runs()[1:]:
         run.engine.step(done)
     if any(r.engine.status != "running" for r in session.runs()):
@@ -195,26 +211,33 @@ def _advance(app: WebApp, session: Session, steps: int, stop_at_length: bool) ->
         return f"this session's cap of {app.limits.max_steps} steps is reached; press Reset to start over", True
     if stop_at_length and lead.step_count >= lead.config.steps:
         return f"finished the run length ({lead.config.steps} steps); raise it in Setup or press Step to go on", True
-    if done < todo:
+    if done < todo and not (while_playing and not session.playing):
         return (f"{done} of {todo} steps fitted in this update's {app.settings.update_seconds:g} s; "
                 "fewer steps per update keep it smooth"), False
     return "", False
 
 
 @guarded
+@trains(quiet=True)
 def tick(app: WebApp, key: str, steps: int, layer: int, centered: bool) -> dict:
-    """One timer tick while playing: ``steps`` steps, a measurement, all pictures."""
+    """One timer tick while playing: ``steps`` steps, a measurement, all pictures.
+
+    Pause (``session.playing`` cleared without waiting for the lock) stops the steps early;
+    a tick that finds the session paused only re-renders it as paused.
+    """
     session = session_of(app, key)
     with session.lock:
         if not session.playing:
             return {**render(session, View(layer, centered)), "timer": paused_timer()}
-        note, stop = _advance(app, session, steps, stop_at_length=True)
-        session.playing = not stop
+        note, stop = _advance(app, session, steps, stop_at_length=True, while_playing=True)
+        if stop:
+            session.playing = False
         out = render(session, View(layer, centered), note, "info" if stop else "pending")
-        return {**out, "timer": paused_timer()} if stop else out
+        return {**out, "timer": paused_timer()} if not session.playing else out
 
 
 @guarded
+@trains
 def play(app: WebApp, key: str, layer: int = 1, centered: bool = False) -> dict:
     """Starts the timer (unless the run diverged or reached its length)."""
     session = session_of(app, key)
@@ -232,20 +255,58 @@ def play(app: WebApp, key: str, layer: int = 1, centered: bool = False) -> dict:
 
 @guarded
 def pause(app: WebApp, key: str, layer: int = 1, centered: bool = False) -> dict:
-    """Stops the timer; the run keeps its state."""
-    session = session_of(app, key)
+    """Stops the timer at once (a running tick ends at its next step); the run keeps its state.
+
+    Pause takes no training turn: it clears ``playing`` before waiting for the session's lock.
+    """
+    session = app.store.get(key)
+    if session is None or not session.runs():
+        return {"timer": paused_timer()}
+    session.playing = False
     with session.lock:
         session.playing = False
         return {**render(session, View(layer, centered)), "timer": paused_timer()}
 
 
 @guarded
-def step(app: WebApp, key: str, steps: int, layer: int, centered: bool) -> dict:
-    """One click: ``steps`` steps (past the run length too), a measurement and all pictures."""
+def sync_status(app: WebApp, key: str) -> dict:
+    """The status line and timer as they are now (after Pause: overwrites a tick's answer that arrived late)."""
+    session = app.store.get(key)
+    if session is None or not session.runs():
+        return {"timer": paused_timer()}
+    with session.lock:
+        snaps = [r.engine.snapshot() for r in session.runs()]
+        status = status_line(snaps[0], session.playing, snaps[1] if len(snaps) > 1 else None)
+        return {"status": status, "timer": gr.Timer(active=session.playing)}
+
+
+def _clicks(session: Session, total: int | None) -> int:
+    """How many Step clicks this event carries: the page sends its running total (0 or None: one click)."""
+    total = int(total or 0)
+    if total <= 0:
+        return 1
+    new = total - session.clicks
+    session.clicks = max(session.clicks, total)
+    return new
+
+
+@guarded
+@trains
+def step(app: WebApp, key: str, steps: int, layer: int, centered: bool, clicks: int | None = None) -> dict:
+    """Step clicks: ``steps`` steps per click (past the run length too), a measurement and all pictures.
+
+    The page counts every click and sends the running total, so clicks made while an update
+    ran are done by the next one (a total already counted does nothing).
+    """
     session = session_of(app, key)
     with session.lock:
-        note, _ = _advance(app, session, steps, stop_at_length=False)
-        return render(session, View(layer, centered), note, "pending" if note else "info")
+        n = _clicks(session, clicks)
+        if n <= 0:
+            return {}
+        note, _ = _advance(app, session, int(steps) * n, stop_at_length=False)
+        if n > 1:
+            note = f"{n} Step clicks: {n} × {int(steps)} steps. " + note
+        return render(session, View(layer, centered), note, "pending" if "fitted" in note else "info")
 
 
 @guarded
@@ -261,6 +322,7 @@ def _form_config(app: WebApp, session: Session, values: Sequence[Any]) -> RunCon
 
 
 @guarded
+@trains
 def reset(app: WebApp, key: str, values: Sequence[Any], layer: int = 1, centered: bool = False) -> dict:
     """A new network from the form's setup (both runs again when comparing); paused at step 0."""
     session = session_of(app, key)
@@ -313,6 +375,7 @@ def choose_preset(app: WebApp, key: str, preset: str, layer: int = 1, centered: 
 
 
 @guarded
+@trains
 def toggle_compare(app: WebApp, key: str, values: Sequence[Any], layer: int = 1, centered: bool = False) -> dict:
     """Starts a baseline and an SLO run from the same weights and batches, or returns to the single run."""
     session = session_of(app, key)

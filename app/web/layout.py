@@ -13,6 +13,8 @@ import gradio as gr
 
 from app.web import exports, handlers, texts
 from app.web.form import FORM_KEYS
+from app.web import control
+from app.web.fair import Key
 from app.web.handlers import COMPARE_START, WebApp
 from core.config import ACTIVATIONS, CORRELATIONS, DATA_KINDS, OPTIMIZERS, PRESETS, STANDARDIZE
 
@@ -58,10 +60,16 @@ class _Wiring:
         def handler(request: gr.Request, *args):
             if n_form:
                 args = (list(args[:form_len]),) + args[form_len:]
-            return self.finish(fn(app, request.session_hash, *args), names)
+            return self.finish(fn(app, caller(request), *args), names)
 
         handler.__name__ = getattr(fn, "__name__", "handler")
         return handler
+
+
+def caller(request: gr.Request) -> Key:
+    """The session key of an event: Gradio's session hash, carrying the caller's address."""
+    client = getattr(request, "client", None)
+    return Key.of(request.session_hash, getattr(client, "host", "") or "")
 
 
 def _controls(w: _Wiring) -> None:
@@ -209,7 +217,7 @@ def _wire(w: _Wiring, demo: gr.Blocks) -> None:
     every = dict(concurrency_id=ENGINE, show_progress="hidden")
 
     def on_load(request: gr.Request):
-        return w.finish(handlers.load_page(app, request.session_hash, dict(request.query_params)), list(LOADED))
+        return w.finish(handlers.load_page(app, caller(request), dict(request.query_params)), list(LOADED))
 
     def on_unload(request: gr.Request):
         handlers.unload(app, request.session_hash)
@@ -219,8 +227,8 @@ def _wire(w: _Wiring, demo: gr.Blocks) -> None:
 
     c["timer"].tick(w.bind(handlers.tick, [*VIEW, "timer"]), run_in, w.outputs([*VIEW, "timer"]), **every)
     c["play"].click(w.bind(handlers.play, [*VIEW, "timer"]), view_in, w.outputs([*VIEW, "timer"]), **every)
-    c["pause"].click(w.bind(handlers.pause, [*VIEW, "timer"]), view_in, w.outputs([*VIEW, "timer"]), **every)
-    c["step"].click(w.bind(handlers.step, list(VIEW)), run_in, w.outputs(list(VIEW)), api_name="step", **every)
+    control.wire_pause(w, view_in, VIEW)
+    control.wire_step(w, run_in, VIEW, every)
     for comp in view_in:
         comp.input(w.bind(handlers.show, list(VIEW)), view_in, w.outputs(list(VIEW)), **every)
     reset_names = [*VIEW, "layer", "timer", "share"]

@@ -9,8 +9,11 @@ import sys
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from app.web import texts
+from app.web.control import CLICKS_HEAD
+from app.web.guard import PAGE_HEAD, Guard
 from app.web.handlers import WebApp
 from app.web.layout import build_demo
 from app.web.settings import WebSettings
@@ -25,13 +28,19 @@ def theme() -> gr.themes.Theme:
                              font=system, font_mono=mono)
 
 
-def launch_kwargs(settings: WebSettings) -> dict[str, Any]:
+def launch_kwargs(settings: WebSettings, app: WebApp | None = None) -> dict[str, Any]:
     """``launch()`` options: no SSR, nothing served beyond Gradio's own cache, upload cap, page style.
 
     ``allowed_paths`` stays empty: the app's outputs reach visitors only as Gradio's cached
     copies (unguessable URLs); its session folders and the repository are never served.
+    With ``app``, its ``Guard`` (security headers, page tokens, upload checks) wraps Gradio.
     """
+    extra: dict[str, Any] = {}
+    if app is not None:
+        guard = Middleware(Guard, store=app.store, max_upload_bytes=settings.max_upload_mb * 2**20)
+        extra = dict(app_kwargs={"middleware": [guard]}, head=CLICKS_HEAD + PAGE_HEAD)
     return dict(
+        **extra,
         ssr_mode=False,
         allowed_paths=[],
         max_file_size=f"{settings.max_upload_mb}mb",
@@ -45,8 +54,12 @@ def launch_kwargs(settings: WebSettings) -> dict[str, Any]:
 
 
 def queued(demo: gr.Blocks, settings: WebSettings) -> gr.Blocks:
-    """The queue with the deployment's caps."""
-    return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+    """The queue with the deployment's caps.
+
+    Gradio runs ``workers`` events at once; the training inside them takes turns in the
+    app's ``TrainingGate`` (``concurrency`` at once, ``client_concurrency`` per client).
+    """
+    return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.workers)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -63,7 +76,7 @@ def serve_in_background(app: WebApp, host: str = "127.0.0.1", port: int | None =
     """
     demo = queued(build_demo(app), app.settings)
     demo.launch(server_name=host, server_port=port or free_port(host), prevent_thread_lock=True, quiet=True,
-                **launch_kwargs(app.settings))
+                **launch_kwargs(app.settings, app))
     return demo, demo.local_url
 
 
@@ -85,7 +98,7 @@ def main(host: str = "127.0.0.1", port: int = 7860) -> int:
         demo = queued(build_demo(app), settings)
         print(f"NFA Explorer on http://{host}:{port} (sessions: at most {settings.max_sessions}, "
               f"idle timeout {settings.session_ttl:.0f} s)", flush=True)
-        demo.launch(server_name=host, server_port=port, **launch_kwargs(settings))
+        demo.launch(server_name=host, server_port=port, **launch_kwargs(settings, app))
     except OSError as err:  # port taken, host not resolvable: a user error, one line
         print(f"error: --host/--port: cannot serve on {host}:{port}: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -2,15 +2,28 @@
 
 A ``SessionStore`` belongs to one ``build_demo`` call (never to the module). It maps
 Gradio's session hash to a ``Session`` holding that visitor's run(s), a private folder
-for what the app writes for them, and a lock that serialises their events. Sessions
-are released on page unload, after ``ttl`` seconds without an event, and when the
-store is closed; at most ``max_sessions`` exist at once.
+for what the app writes for them, and a lock that serialises their events.
+
+Two kinds of session share ``max_sessions`` slots. A *page* session belongs to a browser
+page that loaded the app: its events carry the token that came with the page's HTML
+(``app.web.guard`` checks it and marks the session hash here). Every other session is an *API* session (a script calling the endpoints): it lives
+``api_ttl`` seconds without an event (pages: ``ttl``), at most ``max_api`` exist, and at
+most ``api_per_client`` per client address. When the slots are full a newcomer takes the
+slot of the longest-idle session it may displace: a page displaces any API session, or a
+page idle for ``page_reclaim`` seconds; an API caller displaces only an API session idle
+for ``api_reclaim`` seconds. Sessions are also released on page unload and when the store
+is closed; releasing one deletes its folder and the files uploaded for it, and hands the
+freed memory back to the system (``release_memory``).
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import logging
 import secrets
 import shutil
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +36,7 @@ from core.config import RunConfig
 from core.engine import Engine
 from core.history import History
 
+LOG = logging.getLogger("nfa.web")
 SERIES_KEYS = ("uc_nfa", "c_nfa", "rel_movement", "train_loss", "test_loss", "feature_quality",
                "init_share", "cross_share", "centered_share", "test_accuracy")
 
@@ -96,6 +110,12 @@ class Session:
     revived: bool = False
     """Set when an expired session restarted at the default setup (the page should say so once)."""
     last_seen: float = 0.0
+    client: str = ""
+    """The caller's network address (what per-client caps count)."""
+    uploads: list[Path] = field(default_factory=list)
+    """Files Gradio's upload route stored for this session; deleted with the session."""
+    clicks: int = 0
+    """Step clicks of this page counted so far (the page sends its running total)."""
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def runs(self) -> list[Run]:
@@ -112,19 +132,37 @@ class Session:
 
 
 class SessionStore:
-    """Sessions keyed by Gradio's session hash, with a cap and a time-to-live."""
+    """Sessions keyed by Gradio's session hash: caps, time-to-live, page/API kinds, reclaiming."""
 
-    def __init__(self, root: Path, max_sessions: int, ttl: float,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, root: Path, max_sessions: int, ttl: float, clock: Callable[[], float] = time.monotonic,
+                 *, api_ttl: float | None = None, max_api: int | None = None, api_per_client: int | None = None,
+                 page_reclaim: float = 600.0, api_reclaim: float = 30.0):
+        """The API caps default to none beyond ``max_sessions`` and ``ttl`` (``WebApp`` passes its settings)."""
         self.root = Path(root)
-        self.max_sessions = max_sessions
-        self.ttl = ttl
+        self.max_sessions, self.ttl = max_sessions, ttl
+        self.api_ttl = ttl if api_ttl is None else api_ttl
+        self.max_api = max_sessions if max_api is None else max_api
+        self.api_per_client = max_sessions + 1 if api_per_client is None else api_per_client
+        self.page_reclaim, self.api_reclaim = page_reclaim, api_reclaim
         self._clock = clock
         self._sessions: dict[str, Session] = {}
+        self._pages: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+    # -- pages ----------------------------------------------------------------------------
+
+    def mark_page(self, key: str) -> None:
+        """A page that loaded the app (``app.web.guard`` checked its token) sends events as ``key``."""
+        with self._lock:
+            self._pages[key] = self._clock()
+
+    def is_page(self, key: str) -> bool:
+        return key in self._pages
+
+    # -- sessions ------------------------------------------------------------------------
 
     def get(self, key: str) -> Session | None:
         """The live session for ``key`` (touched), or None."""
@@ -135,38 +173,99 @@ class SessionStore:
                 session.last_seen = self._clock()
             return session
 
-    def open(self, key: str, base: RunConfig) -> Session:
-        """The session for ``key``, created when absent; raises CapacityError when full."""
+    def peek(self, key: str) -> Session | None:
+        """The live session for ``key``, without touching it."""
+        return self._sessions.get(key)
+
+    def open(self, key: str, base: RunConfig, client: str = "") -> Session:
+        """The session for ``key``, created when absent (reclaiming a slot if needed).
+
+        Raises CapacityError when no slot can be had.
+        """
         self.sweep()
+        evicted: Session | None = None
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
-                if len(self._sessions) >= self.max_sessions:
-                    raise CapacityError(f"all {self.max_sessions} session slots are in use")
+                evicted = self._make_room(key in self._pages, client)
                 folder = self.root / secrets.token_hex(12)
                 folder.mkdir(parents=True)
-                session = Session(key=key, folder=folder, base=base)
+                session = Session(key=key, folder=folder, base=base, client=client)
                 self._sessions[key] = session
             session.last_seen = self._clock()
-            return session
+        if evicted is not None:
+            LOG.info("session slot reclaimed from one idle for %.0f s", self._clock() - evicted.last_seen)
+            _release(evicted)
+            release_memory()
+        return session
+
+    def _make_room(self, page: bool, client: str) -> Session | None:
+        """Checks the caps for a newcomer; pops and returns the session it displaces (or None).
+
+        Called with the store's lock held; raises CapacityError when the newcomer must wait.
+        """
+        now, api = self._clock(), [s for s in self._sessions.values() if s.key not in self._pages]
+        victim = None
+        if not page:
+            own = [s for s in api if s.client == client]
+            if len(own) >= self.api_per_client:
+                victim = self._idlest(own, now, self.api_reclaim, f"this address holds {len(own)} API sessions")
+            elif len(api) >= self.max_api:
+                victim = self._idlest(api, now, self.api_reclaim, f"all {self.max_api} API session slots are in use")
+        if victim is None and len(self._sessions) >= self.max_sessions:
+            pages = [s for s in self._sessions.values() if s.key in self._pages]
+            if page and api:
+                victim = self._idlest(api, now, 0.0, "")
+            else:
+                candidates = [s for s in api if now - s.last_seen >= self.api_reclaim]
+                candidates += [s for s in pages if now - s.last_seen >= self.page_reclaim]
+                victim = self._idlest(candidates, now, 0.0, f"all {self.max_sessions} session slots are in use")
+        if victim is not None:
+            self._sessions.pop(victim.key, None)
+        return victim
+
+    @staticmethod
+    def _idlest(sessions: list[Session], now: float, min_idle: float, why: str) -> Session:
+        """The longest-idle session of ``sessions`` if idle at least ``min_idle`` s; else CapacityError(why)."""
+        idlest = min(sessions, key=lambda s: s.last_seen, default=None)
+        if idlest is None or now - idlest.last_seen < min_idle:
+            raise CapacityError(why)
+        return idlest
+
+    def add_upload(self, key: str, paths: list[Path]) -> bool:
+        """Records files uploaded for ``key`` (deleted with the session); False if no session is live."""
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None:
+                return False
+            session.uploads.extend(paths)
+            return True
 
     def close(self, key: str) -> bool:
-        """Releases a session's engines and deletes its folder; False if there was none."""
+        """Releases a session's engines and deletes its folder and uploads; False if there was none."""
         with self._lock:
             session = self._sessions.pop(key, None)
+            self._pages.pop(key, None)
         if session is None:
             return False
         _release(session)
+        release_memory()
         return True
 
     def sweep(self) -> list[str]:
-        """Closes sessions idle for longer than ``ttl``; returns their keys."""
+        """Closes sessions idle for longer than their time-to-live; returns their keys."""
         now = self._clock()
         with self._lock:
-            stale = [k for k, s in self._sessions.items() if now - s.last_seen > self.ttl]
+            stale = [k for k, s in self._sessions.items()
+                     if now - s.last_seen > (self.ttl if k in self._pages else self.api_ttl)]
             gone = [self._sessions.pop(k) for k in stale]
+            unused = [k for k, t in self._pages.items() if k not in self._sessions and now - t > self.api_ttl]
+            for k in stale + unused:
+                self._pages.pop(k, None)
         for session in gone:
             _release(session)
+        if gone:
+            release_memory()
         return stale
 
     def close_all(self) -> None:
@@ -174,12 +273,40 @@ class SessionStore:
         with self._lock:
             gone = list(self._sessions.values())
             self._sessions.clear()
+            self._pages.clear()
         for session in gone:
             _release(session)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _release(session: Session) -> None:
+    session.playing = False  # a running tick stops at its next step
     with session.lock:
         session.run, session.compare, session.playing = None, None, False
+        uploads, session.uploads = session.uploads, []
     shutil.rmtree(session.folder, ignore_errors=True)
+    for path in uploads:
+        _remove_upload(path)
+
+
+def _remove_upload(path: Path) -> None:
+    """Deletes an uploaded file and the folder Gradio made for it (when that is left empty)."""
+    try:
+        path.unlink(missing_ok=True)
+        path.parent.rmdir()
+    except OSError:
+        pass
+
+
+def release_memory() -> None:
+    """Collects garbage and asks glibc to hand freed heap pages back to the system.
+
+    Without ``malloc_trim`` the server's RSS stays at its high-water mark after sessions end
+    (freed tensors stay in malloc's arenas); where glibc is absent this only collects.
+    """
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass

@@ -9,9 +9,15 @@ tightens or loosens them without touching the code:
 | ``NFA_MAX_N`` ``NFA_MAX_D`` ``NFA_MAX_POINTS`` | 20000, 256, 2000 | data and measurement sizes |
 | ``NFA_MAX_STEPS`` | 200000 | steps per session (run length and total) |
 | ``NFA_WEB_MAX_SESSIONS`` | 12 | browser sessions holding an engine at once |
-| ``NFA_WEB_SESSION_TTL`` | 1800 | seconds an idle session keeps its engine |
+| ``NFA_WEB_SESSION_TTL`` | 1800 | seconds an idle page session keeps its engine |
+| ``NFA_WEB_API_TTL`` | 180 | seconds an idle API-only session (no page) keeps its engine |
+| ``NFA_WEB_API_SESSIONS`` | 6 | API-only sessions at once (at most half the slots by default) |
+| ``NFA_WEB_API_PER_CLIENT`` | 2 | API-only sessions of one client address |
+| ``NFA_WEB_PAGE_RECLAIM`` | 600 | seconds idle after which a page's slot may go to a newcomer when full |
 | ``NFA_WEB_QUEUE_SIZE`` | 64 | events waiting in Gradio's queue |
 | ``NFA_WEB_CONCURRENCY`` | 2 | training events running at once |
+| ``NFA_WEB_CLIENT_CONCURRENCY`` | 1 | training events of one client running at once |
+| ``NFA_WEB_WORKERS`` | 8 | events Gradio runs at once (they wait for training turns inside) |
 | ``NFA_WEB_MAX_UPLOAD_MB`` | 32 | size of one uploaded file |
 | ``NFA_WEB_MAX_UNZIP_MB`` | 64 | total unpacked size of a loaded run |
 | ``NFA_WEB_UPDATE_MS`` | 1000 | training time one update may take (it does fewer steps past that) |
@@ -62,7 +68,19 @@ class WebSettings:
     max_sessions: int = 12
     """Sessions holding an engine at once; further visitors are told to come back later."""
     session_ttl: float = 1800.0
-    """Seconds of inactivity after which a session's engine and files are released."""
+    """Seconds of inactivity after which a page session's engine and files are released."""
+    api_ttl: float = 180.0
+    """The same for an API-only session (a caller that never opened the page)."""
+    max_api_sessions: int = 6
+    """API-only sessions at once; the other slots stay for pages."""
+    api_per_client: int = 2
+    """API-only sessions one client address may hold."""
+    page_reclaim: float = 600.0
+    """Seconds idle after which a page session's slot may go to a newcomer when all are taken."""
+    client_concurrency: int = 1
+    """Training events one client (a page, or an API caller's address) runs at once."""
+    workers: int = 8
+    """Events Gradio runs at once; training inside them waits for ``concurrency`` turns, fairly."""
     queue_size: int = 64
     """Events waiting in Gradio's queue before new ones are refused."""
     concurrency: int = 2
@@ -86,6 +104,12 @@ class WebSettings:
             limits=web_limits(env),
             max_sessions=_int_env(env, "NFA_WEB_MAX_SESSIONS", cls.max_sessions),
             session_ttl=float(_int_env(env, "NFA_WEB_SESSION_TTL", int(cls.session_ttl))),
+            api_ttl=float(_int_env(env, "NFA_WEB_API_TTL", int(cls.api_ttl))),
+            max_api_sessions=_int_env(env, "NFA_WEB_API_SESSIONS", cls.max_api_sessions),
+            api_per_client=_int_env(env, "NFA_WEB_API_PER_CLIENT", cls.api_per_client),
+            page_reclaim=float(_int_env(env, "NFA_WEB_PAGE_RECLAIM", int(cls.page_reclaim))),
+            client_concurrency=_int_env(env, "NFA_WEB_CLIENT_CONCURRENCY", cls.client_concurrency),
+            workers=_int_env(env, "NFA_WEB_WORKERS", cls.workers),
             queue_size=_int_env(env, "NFA_WEB_QUEUE_SIZE", cls.queue_size),
             concurrency=_int_env(env, "NFA_WEB_CONCURRENCY", cls.concurrency),
             max_upload_mb=_int_env(env, "NFA_WEB_MAX_UPLOAD_MB", cls.max_upload_mb),
