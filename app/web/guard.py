@@ -61,7 +61,7 @@ PAGE_HEADER = b"x-nfa-page"
 TOKEN_SECONDS = 24 * 3600
 """How long a page's token marks its events as a page's (a tab left open for a day still counts)."""
 
-PAGE_HEAD = """<script>
+PAGE_HEAD = r"""<script>
 (() => {
   const send = window.fetch.bind(window);
   const meta = () => document.querySelector('meta[name="nfa-page"]');
