@@ -23,7 +23,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::F
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    settings = WebSettings(max_sessions=6, update_seconds=60)
+    settings = WebSettings(max_sessions=6, api_per_client=6, update_seconds=60)  # all callers share 127.0.0.1
     app = WebApp.create(settings, root=tmp_path_factory.mktemp("web") / "sessions")
     demo, url = serve_in_background(app)
     yield app, url, demo

@@ -36,8 +36,8 @@ STEP_JS = "(steps, layer, centered, clicks) => [steps, layer, centered, window.n
 
 
 def wire_pause(w: Any, view_in: list, view: tuple[str, ...]) -> None:
-    """Pause, then the status and timer as they are once it is done."""
-    c, names = w.c, [*view, "timer"]
+    """Pause (status and timer only: the pictures already show the snapshot it stops at), then a re-sync."""
+    c, names = w.c, ["status", "timer"]
     quick = dict(concurrency_id=CONTROL, concurrency_limit=w.app.settings.workers, show_progress="hidden")
     c["pause"].click(w.bind(handlers.pause, names), view_in, w.outputs(names), **quick).then(
         w.bind(handlers.sync_status, ["status", "timer"]), None, w.outputs(["status", "timer"]), **quick)

@@ -22,6 +22,8 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+from core.config import default_config
+
 
 class BusyError(RuntimeError):
     """This client already has as much training work running and waiting as it may."""
@@ -112,6 +114,9 @@ def work_client(app: Any, key: str) -> str:
 def trains(fn: Callable[..., dict] | None = None, *, quiet: bool = False):
     """Runs the handler within the app's training gate (global and per-client limits).
 
+    The caller's session slot is taken (or refused) first, so a caller the server has no
+    room for is told so at once instead of after waiting for a turn.
+
     With ``quiet`` a refusal changes nothing on the page (a timer tick: the next one tries
     again); otherwise ``guarded`` shows it.
     """
@@ -120,6 +125,7 @@ def trains(fn: Callable[..., dict] | None = None, *, quiet: bool = False):
 
     @functools.wraps(fn)
     def wrapper(app: Any, key: str, *args, **kwargs) -> dict:
+        app.store.open(key, default_config(), client_of(key))  # no slot: CapacityError before waiting a turn
         try:
             with app.gate.hold(work_client(app, key)):
                 return fn(app, key, *args, **kwargs)

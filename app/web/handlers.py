@@ -164,6 +164,7 @@ def load_page(app: WebApp, key: str, params: dict[str, str] | None = None) -> di
     cfg, preset, problems = form_lib.from_query(dict(params or {}), app.limits)
     session = app.store.open(key, cfg, client_of(key))
     with session.lock:
+        session.base = cfg
         session.run = Run(Engine(cfg))
         session.compare, session.playing, session.pending = None, False, ()
         note = "; ".join(problems) if problems else START_HINT
@@ -253,11 +254,18 @@ def play(app: WebApp, key: str, layer: int = 1, centered: bool = False) -> dict:
         return {**render(session, View(layer, centered)), "timer": gr.Timer(active=True)}
 
 
+def _status_now(session: Session) -> str:
+    """The status line of the session's current snapshot (the one its last update drew: nothing trained since)."""
+    snaps = [r.engine.snapshot() for r in session.runs()]
+    return status_line(snaps[0], session.playing, snaps[1] if len(snaps) > 1 else None)
+
+
 @guarded
 def pause(app: WebApp, key: str, layer: int = 1, centered: bool = False) -> dict:
     """Stops the timer at once (a running tick ends at its next step); the run keeps its state.
 
-    Pause takes no training turn: it clears ``playing`` before waiting for the session's lock.
+    Pause takes no training turn and redraws no picture (the last update drew this very
+    snapshot): it clears ``playing`` before waiting for the session's lock, then sends the status.
     """
     session = app.store.get(key)
     if session is None or not session.runs():
@@ -265,7 +273,7 @@ def pause(app: WebApp, key: str, layer: int = 1, centered: bool = False) -> dict
     session.playing = False
     with session.lock:
         session.playing = False
-        return {**render(session, View(layer, centered)), "timer": paused_timer()}
+        return {"status": _status_now(session), "timer": paused_timer()}
 
 
 @guarded
@@ -275,9 +283,7 @@ def sync_status(app: WebApp, key: str) -> dict:
     if session is None or not session.runs():
         return {"timer": paused_timer()}
     with session.lock:
-        snaps = [r.engine.snapshot() for r in session.runs()]
-        status = status_line(snaps[0], session.playing, snaps[1] if len(snaps) > 1 else None)
-        return {"status": status, "timer": gr.Timer(active=session.playing)}
+        return {"status": _status_now(session), "timer": gr.Timer(active=session.playing)}
 
 
 def _clicks(session: Session, total: int | None) -> int:
