@@ -1,6 +1,8 @@
-"""``reproduce``: every claim check on synthetic histories (where it must hold and where it
-must not), the claims table end to end at the test-only ``tiny`` scale, and the runner's
-cluster contract (config JSON in, run folder out, analysis from the folders alone)."""
+"""``reproduce``: identities, the report (every claim's source, setting and time point; identities
+apart), the plan (three arms from one initialisation; ``quick`` a subsample of ``full``), the
+claims table end to end at the test-only ``tiny`` scale, and the runner's cluster contract
+(config JSON in, run folder out, analysis from the folders alone). The claim checks themselves
+are in test_reproduce_claims.py."""
 
 from __future__ import annotations
 
@@ -10,84 +12,18 @@ import math
 import numpy as np
 import pytest
 
-from app.reproduce import claims as C
+from app.reproduce import identities as I
 from app.reproduce import main as reproduce_main
+from app.reproduce.claims import CLAIMS
+from app.reproduce.pipeline import check_all
 from app.reproduce.plan import SCALES, build_plan
-from app.reproduce.report import claims_csv, read_claims_csv
+from app.reproduce.report import Analysis, Timing, claims_csv, read_claims_csv, readme_section, report_markdown
+from app.reproduce.results import Run
 from core.config import ConfigError
 from core.history import History
 
-STEPS = np.arange(0, 1001, 50)
 
-
-def history(layers: dict[int, dict[str, np.ndarray]], steps: np.ndarray = STEPS) -> History:
-    """A History whose layer l has the given per-step series (missing keys: None)."""
-    rows = []
-    for i, step in enumerate(steps):
-        for layer, series in layers.items():
-            row = {"step": int(step), "layer": layer}
-            for key, values in series.items():
-                v = values[i]
-                row[key] = None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-            rows.append(row)
-    return History(rows)
-
-
-def ramp(start: float, end: float, n: int = STEPS.size) -> np.ndarray:
-    return np.linspace(start, end, n)
-
-
-def nfa_layer(uc: np.ndarray, c: np.ndarray, share: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    c = c.astype(object)
-    c[0] = None  # C-NFA is undefined at initialisation
-    out = {"uc_nfa": uc, "c_nfa": c}
-    if share is not None:
-        out["centered_share"] = share
-    return out
-
-
-# -- claim 1 ---------------------------------------------------------------------------
-
-def test_claim1_holds_when_centered_leads_early_in_every_layer():
-    seeds = {s: history({1: nfa_layer(ramp(0.3, 0.8), ramp(0.9, 0.9)),
-                         2: nfa_layer(ramp(0.2, 0.6), ramp(0.7, 0.8))}) for s in range(3)}
-    r = C.check_early_centered({"exp": seeds})
-    assert r.holds is True
-    assert r.value.mean > 0 and r.value.n == 3
-
-
-def test_claim1_fails_when_one_layer_lags_in_one_seed():
-    good = history({1: nfa_layer(ramp(0.3, 0.8), ramp(0.9, 0.9)), 2: nfa_layer(ramp(0.2, 0.6), ramp(0.7, 0.8))})
-    bad = history({1: nfa_layer(ramp(0.3, 0.8), ramp(0.9, 0.9)), 2: nfa_layer(ramp(0.8, 0.8), ramp(0.5, 0.9))})
-    r = C.check_early_centered({"exp": {0: good, 1: good, 2: bad}})
-    assert r.holds is False
-    assert "5/6" in r.detail
-
-
-def test_claim1_uses_only_the_early_window():
-    late_cross = history({1: nfa_layer(ramp(0.3, 0.95), np.where(STEPS <= 100, 0.9, 0.5).astype(float))})
-    assert C.early_gap(late_cross, 1) == pytest.approx(0.9 - np.mean(ramp(0.3, 0.95)[1:3]))
-    assert C.check_early_centered({"exp": {0: late_cross}}).holds is True
-
-
-# -- claim 2 ---------------------------------------------------------------------------
-
-def test_claim2_holds_when_layer1_uc_rises():
-    seeds = {s: history({1: nfa_layer(ramp(0.4, 0.7 + 0.01 * s), ramp(0.9, 0.9)),
-                         2: nfa_layer(ramp(0.5, 0.3), ramp(0.9, 0.9))}) for s in range(3)}
-    r = C.check_uc_rises({"exp": seeds})
-    assert r.holds is True  # layer 2 falling is shown, not judged
-    assert r.value.mean == pytest.approx(0.31)
-    assert "L2 0.500 -> 0.300 (-0.2000 ± " in r.detail
-
-
-def test_claim2_fails_when_layer1_uc_falls_in_one_seed():
-    up = history({1: nfa_layer(ramp(0.4, 0.7), ramp(0.9, 0.9))})
-    down = history({1: nfa_layer(ramp(0.6, 0.5), ramp(0.9, 0.9))})
-    assert C.check_uc_rises({"a": {0: up, 1: up}, "b": {0: up, 1: down}}).holds is False
-
-
-# -- claim 3 ---------------------------------------------------------------------------
+# -- identities: checks of this code, apart from the claims ----------------------------------
 
 def final_arrays(rng: np.random.Generator, shapes=((30, 8), (30, 30))) -> dict[str, np.ndarray]:
     out = {}
@@ -99,129 +35,101 @@ def final_arrays(rng: np.random.Generator, shapes=((30, 8), (30, 30))) -> dict[s
     return out
 
 
-def test_claim3_holds_for_consistent_matrices():
+def test_alignment_identity_holds_for_consistent_matrices_and_fails_otherwise():
     rng = np.random.default_rng(0)
-    r = C.check_identity({0: [final_arrays(rng)], 1: [final_arrays(rng), final_arrays(rng)]})
-    assert r.holds is True
-    assert r.value.mean < 1e-12
-
-
-def test_claim3_fails_when_the_agop_is_not_w_k_w():
-    rng = np.random.default_rng(1)
+    r = I.check_alignment([final_arrays(rng) for _ in range(3)])
+    assert r.holds is True and r.worst < 1e-12 and r.pairs == 6
     broken = final_arrays(rng)
     broken["layer2.agop"] = broken["layer2.agop"] + np.eye(30)
-    r = C.check_identity({0: [final_arrays(rng)], 1: [broken]})
-    assert r.holds is False
-    assert r.value.mean > 1e-6
+    r = I.check_alignment([final_arrays(rng), broken])
+    assert r.holds is False and r.worst > 1e-3
 
 
-# -- claim 4 ---------------------------------------------------------------------------
-
-def shares_history(gap_falls: bool, seed: int) -> History:
-    rng = np.random.default_rng(seed)
-    share = ramp(0.0, 0.8)
-    gap = (0.6 - 0.7 * share if gap_falls else 0.05 + 0.7 * share) + 0.01 * rng.standard_normal(share.size)
-    uc = ramp(0.3, 0.3)
-    return history({1: nfa_layer(uc, uc + gap, share), 2: nfa_layer(uc, uc + gap, share)})
-
-
-def test_claim4_holds_when_the_gap_closes_as_the_share_grows():
-    r = C.check_share_gap({s: [shares_history(True, s)] for s in range(3)})
-    assert r.holds is True
-    assert r.value.mean < -0.9
+def test_recompute_identity_compares_metrics_with_final_npz():
+    rng = np.random.default_rng(2)
+    final = final_arrays(rng)
+    rhos = [I.pearson(final[f"layer{l}.nfm"], final[f"layer{l}.agop"]) for l in (1, 2)]
+    hist = History([{"step": 0, "layer": l, "uc_nfa": 0.1} for l in (1, 2)]
+                   + [{"step": 9, "layer": l, "uc_nfa": rhos[l - 1]} for l in (1, 2)])
+    run = Run("e", "baseline", 0, 9, hist, final, {"measure": {"correlation": "pearson", "alpha": 1.0}})
+    assert I.check_recompute([run]).holds is True
+    off = History([{**r, "uc_nfa": r["uc_nfa"] + 1e-3} if r["step"] == 9 and r["layer"] == 2 else r for r in hist.rows])
+    r = I.check_recompute([Run("e", "baseline", 0, 9, off, final, run.config)])
+    assert r.holds is False and r.worst == pytest.approx(1e-3)
+    assert I.check_recompute([Run("e", "b", 0, 9, hist, final, {"measure": {"alpha": 0.5}})]).holds is None
 
 
-def test_claim4_fails_when_the_gap_widens():
-    r = C.check_share_gap({0: [shares_history(True, 0)], 1: [shares_history(False, 1)]})
-    assert r.holds is False
+# -- the report: sources, settings, time points; identities apart -----------------------------
+
+def synthetic_analysis() -> Analysis:
+    from tests.test_reproduce_claims import exp, net
+
+    arms = {"baseline": {s: net(0.6, 0.4) for s in range(2)}, "control": {s: net(0.6, 0.45) for s in range(2)},
+            "slo1": {s: net(0.8, 0.3) for s in range(2)}, "slo2": {s: net(0.6, 0.7) for s in range(2)}}
+    exps = {"paper-digits": exp("paper-digits", arms), "quickstart": exp("quickstart", arms)}
+    rng = np.random.default_rng(0)
+    return Analysis(check_all(exps), [I.check_alignment([final_arrays(rng)])], exps)
 
 
-def test_binned_gaps_and_spearman():
-    share, gap = np.array([0.05, 0.15, 0.5, 0.55, 0.9]), np.array([0.5, 0.4, 0.1, 0.2, 0.0])
-    bins = C.binned_gaps(share, gap)
-    assert [(lo, n) for lo, _, _, n in bins] == [(0.0, 1), (0.1, 1), (0.4, 2), (0.8, 1)]
-    assert bins[2][2] == pytest.approx(0.15)
-    assert C.spearman(share, gap) == pytest.approx(-0.9)
-    assert math.isnan(C.spearman(share[:2], gap[:2]))
-    assert C._ranks(np.array([3.0, 1.0, 1.0, 2.0])).tolist() == [4.0, 1.5, 1.5, 3.0]  # ties share a rank
+def test_every_claim_states_source_setting_and_time_point_and_identities_stand_apart(tmp_path):
+    a = synthetic_analysis()
+    specs = build_plan(SCALES["quick"], seeds=2)
+    timing = Timing(10.0, 1.0, [1.0, 2.0], 2)
+    text = report_markdown(a, specs, [], SCALES["quick"], timing, "cmd")
+    assert [r.number for r in a.results] == list(range(1, 7))
+    for r in a.results:
+        section = text.split(f"## Claim {r.number}:")[1].split("\n## ")[0]
+        assert f'*Source:* {r.claim.citation}.' in section and f'"{r.claim.quote}"' in section
+        assert f"*Setting:* {r.claim.setting}." in section and f"*Time point:* {r.claim.time_point}." in section
+        assert f"per-seed margin: {r.verdict.margins_text()}" in section
+    assert CLAIMS[1].time_point.startswith("the paper code's early point: the first measurement after the warm-up")
+    assert CLAIMS[2].source == "prior NFA work" and "Science 2024" in CLAIMS[2].citation
+    claims_part, identities_part = text.split("## Identities: checks of this code, not claims")
+    assert "rho(S^2, S U^T K U S)" not in claims_part.split("## Claim 1:")[0]  # not in the claims table
+    assert "identity: a check of this code" in identities_part
+    assert f"{sum(r.holds is True for r in a.results)} of 6 claims held" in text
+    readme = readme_section(a, specs, timing, "cmd")
+    assert "of 6 claims held" in readme and "Identities are checks of this code, not claims" in readme
 
-
-# -- claims 5 to 7 ---------------------------------------------------------------------
-
-def two_layer(uc1_end: float, uc2_end: float, fq_end: float = 0.5, loss: float = 0.1) -> History:
-    return history({1: {**nfa_layer(ramp(0.5, uc1_end), ramp(0.9, 0.9)), "feature_quality": ramp(0.3, fq_end),
-                        "test_loss": ramp(1.0, loss), "test_accuracy": ramp(0.1, 0.9)},
-                    2: {**nfa_layer(ramp(0.3, uc2_end), ramp(0.9, 0.9)), "test_loss": ramp(1.0, loss)}})
-
-
-def test_claim5_holds_when_each_target_layer_gains():
-    base = {"exp": {s: two_layer(0.6, 0.4) for s in range(3)}}
-    slo = {"exp": {1: {s: two_layer(0.8, 0.4) for s in range(3)}, 2: {s: two_layer(0.6, 0.7) for s in range(3)}}}
-    r = C.check_slo_layers(base, slo)
-    assert r.holds is True
-    assert r.value.mean == pytest.approx(0.2)  # the weaker of +0.2 (layer 1) and +0.3 (layer 2)
-
-
-def test_claim5_fails_when_one_target_layer_does_not_gain():
-    base = {"exp": {s: two_layer(0.6, 0.4) for s in range(2)}}
-    slo = {"exp": {1: {s: two_layer(0.8, 0.4) for s in range(2)}, 2: {0: two_layer(0.6, 0.7), 1: two_layer(0.6, 0.3)}}}
-    assert C.check_slo_layers(base, slo).holds is False
-
-
-def test_claim6_holds_and_reports_the_test_loss_whatever_it_shows():
-    base = {t: {s: two_layer(0.6, 0.4, fq_end=0.6, loss=0.1) for s in range(3)} for t in ("a", "b")}
-    slo = {t: {s: two_layer(0.8, 0.4, fq_end=0.8, loss=0.3) for s in range(3)} for t in ("a", "b")}
-    r = C.check_feature_quality(base, slo)
-    assert r.holds is True  # a worse test loss is reported, not judged
-    assert "test loss 0.1000 ± " in r.detail and "-> 0.3000 ± 0.0000" in r.detail
-
-
-def test_claim6_fails_when_quality_drops_for_one_target():
-    base = {t: {s: two_layer(0.6, 0.4, fq_end=0.6) for s in range(2)} for t in ("a", "b")}
-    slo = {"a": {s: two_layer(0.8, 0.4, fq_end=0.8) for s in range(2)},
-           "b": {s: two_layer(0.8, 0.4, fq_end=0.5) for s in range(2)}}
-    r = C.check_feature_quality(base, slo)
-    assert r.holds is False and "smallest gain: b" in r.detail
-
-
-def test_claim7_holds_and_fails_on_layer_one():
-    base = {s: two_layer(0.6, 0.5) for s in range(3)}
-    assert C.check_real_data(base, {s: two_layer(0.7, 0.2) for s in range(3)}).holds is True
-    mixed = {0: two_layer(0.7, 0.5), 1: two_layer(0.5, 0.5), 2: two_layer(0.7, 0.5)}
-    r = C.check_real_data(base, mixed)
-    assert r.holds is False and "2/3" in r.detail
-
-
-def test_missing_runs_give_na_not_a_verdict():
-    assert C.check_real_data({}, {}).holds is None
-    assert C.check_uc_rises({}).holds_text == "n/a"
-
-
-# -- the table and the plan ------------------------------------------------------------
 
 def test_claims_csv_round_trip(tmp_path):
-    results = [C.ClaimResult(1, True, C.Stat.of([0.1, 0.3]), "a, b \"quoted\"", "x"),
-               C.ClaimResult(3, False, C.Stat.of([2e-7]), "tiny", "x"),
-               C.ClaimResult(7, None, None, "no runs", "x")]
+    a = synthetic_analysis()
     path = tmp_path / "claims.csv"
-    path.write_text(claims_csv(results))
+    path.write_text(claims_csv(a.results))
     rows = read_claims_csv(path)
-    assert [r["holds"] for r in rows] == [True, False, None]
-    assert rows[0]["mean"] == pytest.approx(0.2) and rows[0]["std"] == pytest.approx(0.1414, abs=1e-4)
-    assert rows[1]["mean"] == pytest.approx(2e-7) and rows[1]["std"] == 0
-    assert math.isnan(rows[2]["mean"]) and rows[0]["detail"] == "a, b \"quoted\""
+    assert [r["number"] for r in rows] == list(range(1, 7))
+    for row, r in zip(rows, a.results):
+        assert row["holds"] is r.holds and row["margin"] == r.clear_text
+        assert row["margins"] == pytest.approx(r.verdict.margins, abs=1e-4)
+        assert row["source"] == r.claim.citation and row["time_point"] == r.claim.time_point
+        assert row["mean"] == pytest.approx(r.value.mean, abs=1e-4)
 
 
-def test_plan_pairs_share_everything_but_the_optimiser():
+# -- the plan: three arms from one initialisation; quick is a subsample of full ---------------
+
+def test_plan_arms_share_everything_but_the_optimiser():
     specs = build_plan(SCALES["quick"], seeds=2)
     assert len({s.id for s in specs}) == len(specs)
     by = {(s.experiment, s.variant, s.seed): s.config.to_dict() for s in specs}
-    sgd, slo = by[("deep3", "sgd", 1)], by[("deep3", "slo3", 1)]
-    assert slo["optim"]["slo"] == {**sgd["optim"]["slo"], "enabled": True, "target_layer": 3}
-    assert {k: v for k, v in sgd.items() if k != "optim"} == {k: v for k, v in slo.items() if k != "optim"}
-    full = build_plan(SCALES["full"])
-    assert SCALES["full"].seeds >= 3 and {s.seed for s in full} == set(range(SCALES["full"].seeds))
-    assert all(f.config.steps > q.config.steps for f, q in zip(full, specs))
+    base, control, slo2 = by[("quickstart", "baseline", 1)], by[("quickstart", "control", 1)], \
+        by[("quickstart", "slo2", 1)]
+    assert base["optim"]["slo"]["enabled"] is False
+    assert control["optim"]["slo"] == {**base["optim"]["slo"], "enabled": True, "boost": 1.0}
+    assert slo2["optim"]["slo"] == {**base["optim"]["slo"], "enabled": True, "target_layer": 2}
+    for other in (control, slo2):
+        assert {k: v for k, v in base.items() if k != "optim"} == {k: v for k, v in other.items() if k != "optim"}
+    assert {v for (e, v, _) in by if e == "paper-digits"} == {"baseline", "control", "slo1"}
+
+
+def test_quick_is_a_subsample_of_full():
+    full, quick = build_plan(SCALES["full"]), build_plan(SCALES["quick"])
+    assert {s.seed for s in quick} < {s.seed for s in full}
+    by_id = {s.id: s.config.to_dict() for s in full}
+    for q in quick:
+        f = by_id[q.id]
+        assert q.config.measure.every % f["measure"]["every"] == 0  # a subset of the same steps
+        f["measure"]["every"] = q.config.measure.every
+        assert q.config.to_dict() == f  # otherwise the same run
 
 
 def test_bad_arguments_are_user_errors(tmp_path):
@@ -237,14 +145,17 @@ def test_tiny_reproduction_writes_a_parsable_claims_table(tmp_path):
     out = tmp_path / "rep"
     assert reproduce_main(out, scale="tiny", jobs=2, quiet=True) == 0
     rows = read_claims_csv(out / "claims.csv")
-    assert [r["number"] for r in rows] == list(range(1, 8))
+    assert [r["number"] for r in rows] == list(range(1, 7))
     assert all(r["holds"] in (True, False) for r in rows)  # every claim was checked
     assert all(math.isfinite(r["mean"]) and math.isfinite(r["std"]) for r in rows)
-    assert rows[2]["holds"] is True  # the identity is exact whatever the training did
+    assert all(set(r["margins"]) == {0, 1} for r in rows)  # a margin per seed
+    checks = (out / "checks.csv").read_text().splitlines()
+    assert len(checks) == 3 and all(",yes," in line for line in checks[1:])  # identities hold whatever training did
     report = (out / "report.md").read_text()
-    for n in range(1, 8):
+    for n in range(1, 7):
         assert (out / f"claim{n}.png").stat().st_size > 0
         assert f"## Claim {n}:" in report
+    assert (out / "identities.png").stat().st_size > 0
     assert "Machine:" in report and "Run time:" in report
     plan = json.loads((out / "plan.json").read_text())
     for row in plan:
@@ -252,7 +163,7 @@ def test_tiny_reproduction_writes_a_parsable_claims_table(tmp_path):
 
     # the analysis needs only the folders: drop everything else and rebuild the table
     before = (out / "claims.csv").read_text()
-    for name in ("claims.csv", "report.md", "runs.csv"):
+    for name in ("claims.csv", "checks.csv", "report.md", "runs.csv"):
         (out / name).unlink()
     from app.reproduce.pipeline import analyse_folder
 
@@ -266,7 +177,7 @@ def test_runner_turns_a_config_json_into_a_run_folder(tmp_path):
     from app.reproduce.runner import execute_restoring_threads, main as runner_main
 
     threads = torch.get_num_threads()
-    spec = build_plan(SCALES["tiny"], seeds=1)[0]
+    spec = next(s for s in build_plan(SCALES["tiny"], seeds=1) if s.experiment == "quickstart")
     config = tmp_path / "c.json"
     config.write_text(spec.config.to_json())
     assert runner_main([str(config), str(tmp_path / "run")]) == 0

@@ -11,12 +11,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from app.reproduce import claims as C  # noqa: E402
-from app.reproduce.results import Group, band  # noqa: E402
-from core.history import History  # noqa: E402
+from app.reproduce import dynamics as Y  # noqa: E402
+from app.reproduce.comparisons import CONTROL, slo_arm, targets  # noqa: E402
+from app.reproduce.dynamics import BASELINE, layers_of  # noqa: E402
+from app.reproduce.identities import alignment_pairs  # noqa: E402
+from app.reproduce.results import ExpRuns, Group, band  # noqa: E402
+from core.arms import PALETTE  # noqa: E402
 
-SGD_STYLE = {"color": "tab:gray", "label": "SGD"}
-SLO_STYLE = {"color": "tab:red", "label": "SLO"}
+DASHES = {"dash": "--", "dot": ":", "solid": "-", "dashdot": "-.", "longdash": (0, (8, 3))}
+"""core.arms.PALETTE's dash names as matplotlib line styles."""
+
+ARM_INDEX = {BASELINE: 0, CONTROL: 1}
+"""Palette index per arm name; every SLO arm takes the SLO colour (index 2)."""
+
+
+def arm_style(arm: str) -> dict:
+    """Colour, line style and label of an arm, from core.arms.PALETTE (SLO arms share index 2)."""
+    color, dash = PALETTE[ARM_INDEX.get(arm, 2)]
+    label = {BASELINE: "baseline", CONTROL: "control (SLO boost 1)"}.get(arm, f"SLO on layer {arm[3:]}")
+    return {"color": color, "style": DASHES[dash], "label": label}
 
 
 def _grid(rows: int, cols: int, width: float = 2.9, height: float = 2.3):
@@ -27,11 +40,11 @@ def _grid(rows: int, cols: int, width: float = 2.9, height: float = 2.3):
     return fig, axes
 
 
-def _plot_band(ax, group: Group, key: str, layer: int, color: str, label: str, style: str = "-") -> None:
+def _plot_band(ax, group: Group, key: str, layer: int, color: str, label: str, style="-") -> None:
     steps, mean, std = band(group, key, layer)
     if steps.size == 0:
         return
-    ax.plot(steps, mean, style, color=color, label=label, lw=1.4)
+    ax.plot(steps, mean, linestyle=style, color=color, label=label, lw=1.4)
     ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, lw=0)
 
 
@@ -53,37 +66,52 @@ def _finish(fig, axes, title: str):
     return fig
 
 
-def fig_early(groups: dict[str, Group], fraction: float = C.EARLY_FRACTION):
-    """Claim 1: UC-NFA and C-NFA over the first quarter of training, early window shaded."""
-    cols = max((_depth(g) for g in groups.values()), default=1)
-    fig, axes = _grid(len(groups) or 1, cols)
-    for row, (exp, g) in zip(axes, groups.items()):
-        last = max((h.last_step or 0) for h in g.values())
-        for l in range(1, _depth(g) + 1):
+def _plot_arms(ax, exp: ExpRuns, arms: list[str], key: str, layer: int) -> None:
+    for arm in arms:
+        if exp.arm(arm):
+            _plot_band(ax, exp.arm(arm), key, layer, **arm_style(arm))
+
+
+def _mark_early(ax, exp: ExpRuns) -> None:
+    ax.axvline(exp.early_step, color="tab:green", lw=0.8, alpha=0.7)
+
+
+def _cols(exps: dict[str, ExpRuns]) -> int:
+    return max((_depth(e.arm(BASELINE)) for e in exps.values()), default=1) or 1
+
+
+def fig_early(exps: dict[str, ExpRuns]):
+    """Claim 1: baseline UC-NFA and C-NFA over the first quarter of training; green line: the early point."""
+    fig, axes = _grid(len(exps) or 1, _cols(exps))
+    for row, e in zip(axes, exps.values()):
+        g = e.arm(BASELINE)
+        last = max((h.last_step or 0) for h in g.values()) if g else 1
+        for l in layers_of(g):
             ax = row[l - 1]
             _plot_band(ax, g, "uc_nfa", l, "tab:blue", "UC-NFA")
             _plot_band(ax, g, "c_nfa", l, "tab:orange", "C-NFA", "--")
-            ax.axvspan(0, fraction * last, color="tab:green", alpha=0.08)
-            ax.set_xlim(0, 0.25 * last)
-            ax.set_title(f"{exp}, layer {l}", fontsize=8)
-    return _finish(fig, axes, f"Claim 1: SGD, first quarter of training; shaded: the early window "
-                              f"(first {fraction:.0%})")
+            _mark_early(ax, e)
+            ax.set_xlim(0, max(0.25 * last, 2 * e.early_step))
+            ax.set_title(f"{e.name}, layer {l}", fontsize=8)
+    return _finish(fig, axes, "Claim 1: baseline, first quarter of training; green: the early point "
+                              "(end of the warm-up epoch)")
 
 
-def fig_uc_rise(groups: dict[str, Group]):
-    """Claim 2: UC-NFA over the whole run (SGD), a panel per layer."""
-    cols = max((_depth(g) for g in groups.values()), default=1)
-    fig, axes = _grid(len(groups) or 1, cols)
-    for row, (exp, g) in zip(axes, groups.items()):
-        for l in range(1, _depth(g) + 1):
-            _plot_band(row[l - 1], g, "uc_nfa", l, "tab:blue", "UC-NFA")
-            row[l - 1].set_title(f"{exp}, layer {l}", fontsize=8)
-    return _finish(fig, axes, "Claim 2: UC-NFA during SGD training (mean ± std over seeds)")
+def fig_uc_rise(exps: dict[str, ExpRuns]):
+    """Claim 2: baseline UC-NFA over the whole run, a panel per layer; green line: the early point."""
+    fig, axes = _grid(len(exps) or 1, _cols(exps))
+    for row, e in zip(axes, exps.values()):
+        for l in layers_of(e.arm(BASELINE)):
+            _plot_band(row[l - 1], e.arm(BASELINE), "uc_nfa", l, "tab:blue", "UC-NFA")
+            _plot_band(row[l - 1], e.arm(BASELINE), "nfm_identity", l, "0.5", "rho(NFM, I)", ":")
+            _mark_early(row[l - 1], e)
+            row[l - 1].set_title(f"{e.name}, layer {l}", fontsize=8)
+    return _finish(fig, axes, "Claim 2: baseline UC-NFA during training, with the identity baseline rho(NFM, I)")
 
 
 def fig_identity(finals: list[dict[str, np.ndarray]]):
-    """Claim 3: the two cosine correlations against each other, a panel per layer."""
-    pairs = [C.identity_gaps(f) for f in finals]
+    """Identity A: the two cosine correlations against each other, a panel per layer."""
+    pairs = [alignment_pairs(f) for f in finals]
     depth = max((len(p) for p in pairs), default=1)
     fig, axes = _grid(1, depth, width=2.6, height=2.6)
     for l in range(depth):
@@ -92,37 +120,43 @@ def fig_identity(finals: list[dict[str, np.ndarray]]):
         if xy.size == 0:
             continue
         ax.plot([0, 1], [0, 1], color="0.7", lw=0.8)
-        ax.scatter(xy[:, 0], xy[:, 1], s=12, color="tab:purple", label="run (final step)")
+        ax.scatter(xy[:, 0], xy[:, 1], s=12, color="tab:purple", label="run (last step)")
         worst = np.max(np.abs(xy[:, 0] - xy[:, 1]))
         ax.set_title(f"layer {l + 1}: max |diff| {worst:.1e}", fontsize=8)
         ax.set_xlabel("rho_cos(NFM, AGOP)", fontsize=7)
     axes[0][0].set_ylabel("rho_cos(S², S UᵀKU S)", fontsize=7)
-    return _finish(fig, axes, "Claim 3: the NFA identity (cosine correlation)")
+    return _finish(fig, axes, "Identity A (a check of this code): cosine correlation and alignment")
 
 
-def fig_share_gap(by_seed: dict[int, list[History]]):
-    """Claim 4: |C-NFA - UC-NFA| against the centered share, a panel per layer, band over seeds."""
-    depth = max((max(h.layers(), default=0) for hs in by_seed.values() for h in hs), default=1)
+def fig_share_gap(exps: dict[str, ExpRuns]):
+    """Claim 3: |C-NFA - UC-NFA| against the centered share, a panel per layer, every arm pooled."""
+    depth = max((_depth(g) for e in exps.values() for g in e.arms.values()), default=1) or 1
     fig, axes = _grid(1, depth)
-    centres = np.array([(lo + hi) / 2 for lo, hi in zip(C.SHARE_BINS, C.SHARE_BINS[1:])])
+    centres = np.array([(lo + hi) / 2 for lo, hi in zip(Y.SHARE_BINS, Y.SHARE_BINS[1:])])
+    seeds = sorted({s for e in exps.values() for g in e.arms.values() for s in g})
     for l in range(1, depth + 1):
         ax = axes[0][l - 1]
-        table = np.full((len(by_seed), centres.size), np.nan)
-        for i, hs in enumerate(by_seed.values()):
-            share, gap = C.share_gap_points([_only_layer(h, l) for h in hs])
+        table = np.full((len(seeds), centres.size), np.nan)
+        only = [_only_layer(e, l) for e in exps.values()]
+        for i, seed in enumerate(seeds):
+            share, gap, _ = Y.share_gap_points(only, seed)
             ax.scatter(share, gap, s=3, color="0.6", alpha=0.3)
-            for lo, hi, g, _ in C.binned_gaps(share, gap):
-                table[i, C.SHARE_BINS.index(lo)] = g
+            for lo, hi, g, _ in Y.binned_gaps(share, gap):
+                table[i, Y.SHARE_BINS.index(lo)] = g
         _band_rows(ax, centres, table)
         ax.set_title(f"layer {l}", fontsize=8)
         ax.set_xlabel("centered share of NFM", fontsize=7)
         ax.set_xlim(0, 1)
     axes[0][0].set_ylabel("|C-NFA - UC-NFA|", fontsize=7)
-    return _finish(fig, axes, "Claim 4: the gap against the centered term's share (all runs; dots: measurements)")
+    return _finish(fig, axes, "Claim 3: the gap against the centered term's share (all arms; dots: measurements)")
 
 
-def _only_layer(h: History, layer: int) -> History:
-    return History([r for r in h.rows if r["layer"] == layer])
+def _only_layer(e: ExpRuns, layer: int) -> ExpRuns:
+    from core.history import History
+
+    arms = {a: {s: History([r for r in h.rows if r["layer"] == layer]) for s, h in g.items()}
+            for a, g in e.arms.items()}
+    return ExpRuns(e.name, arms, e.early_step, e.input_dim, e.width)
 
 
 def _band_rows(ax, x: np.ndarray, table: np.ndarray) -> None:
@@ -137,39 +171,38 @@ def _band_rows(ax, x: np.ndarray, table: np.ndarray) -> None:
     ax.fill_between(x[ok], mean - std, mean + std, color="tab:blue", alpha=0.2, lw=0)
 
 
-def fig_slo_layers(base: dict[str, Group], slo: dict[str, dict[int, Group]]):
-    """Claim 5: layer l's UC-NFA, SGD against SLO targeted at l (rows: experiments)."""
-    cols = max((max(t, default=1) for t in slo.values()), default=1)
-    fig, axes = _grid(len(slo) or 1, cols)
-    for row, (exp, targets) in zip(axes, slo.items()):
-        for l, g in sorted(targets.items()):
-            _plot_band(row[l - 1], base.get(exp, {}), "uc_nfa", l, **SGD_STYLE)
-            _plot_band(row[l - 1], g, "uc_nfa", l, color="tab:red", label="SLO on this layer")
-            row[l - 1].set_title(f"{exp}, layer {l} (SLO target {l})", fontsize=8)
-    return _finish(fig, axes, "Claim 5: UC-NFA of layer l, SGD vs SLO targeted at l, same initialisation")
+def fig_slo_layers(exps: dict[str, ExpRuns]):
+    """Claim 4: layer l's UC-NFA, baseline, control and SLO targeted at l (rows: experiments)."""
+    cols = max((max(targets(e), default=1) for e in exps.values()), default=1)
+    fig, axes = _grid(len(exps) or 1, cols)
+    for row, e in zip(axes, exps.values()):
+        for l in targets(e):
+            _plot_arms(row[l - 1], e, [BASELINE, CONTROL, slo_arm(l)], "uc_nfa", l)
+            row[l - 1].set_title(f"{e.name}, layer {l} (SLO target {l})", fontsize=8)
+    return _finish(fig, axes, "Claim 4: UC-NFA of layer l: baseline, control and SLO on l, one initialisation")
 
 
-def fig_feature_quality(base: dict[str, Group], slo: dict[str, Group]):
-    """Claim 6: feature quality and test loss against step, SGD vs SLO on layer 1 (rows: targets)."""
-    fig, axes = _grid(len(slo) or 1, 2)
-    for row, (exp, g) in zip(axes, slo.items()):
+def fig_feature_quality(exps: dict[str, ExpRuns]):
+    """Claim 5: feature quality and test loss against step, three arms (rows: targets)."""
+    fig, axes = _grid(len(exps) or 1, 2)
+    for row, e in zip(axes, exps.values()):
         for key, ax in (("feature_quality", row[0]), ("test_loss", row[1])):
-            _plot_band(ax, base.get(exp, {}), key, 1, **SGD_STYLE)
-            _plot_band(ax, g, key, 1, **SLO_STYLE)
-            ax.set_title(f"{exp}: {key.replace('_', ' ')}", fontsize=8)
+            _plot_arms(ax, e, [BASELINE, CONTROL, slo_arm(1)], key, 1)
+            ax.set_title(f"{e.name}: {key.replace('_', ' ')}", fontsize=8)
         row[1].set_yscale("log")
-    return _finish(fig, axes, "Claim 6: feature quality rho(NFM_1, G*) and test loss, SGD vs SLO on layer 1")
+    return _finish(fig, axes, "Claim 5: feature quality rho(NFM_1, G*) and test loss, three arms")
 
 
-def fig_real_data(base: Group, slo: Group, name: str = "digits"):
-    """Claim 7: UC-NFA per layer and test accuracy on real data, SGD vs SLO on layer 1."""
-    depth = max(_depth(base), _depth(slo), 1)
+def fig_real_data(exp: ExpRuns | None):
+    """Claim 6: UC-NFA per layer and test accuracy on real data, three arms."""
+    if exp is None:
+        return _finish(*_grid(1, 1), "Claim 6: no real-data runs")
+    depth = max(_depth(exp.arm(BASELINE)), 1)
     fig, axes = _grid(1, depth + 1)
+    arms = [BASELINE, CONTROL, slo_arm(1)]
     for l in range(1, depth + 1):
-        _plot_band(axes[0][l - 1], base, "uc_nfa", l, **SGD_STYLE)
-        _plot_band(axes[0][l - 1], slo, "uc_nfa", l, **SLO_STYLE)
-        axes[0][l - 1].set_title(f"{name}, layer {l}: UC-NFA", fontsize=8)
-    _plot_band(axes[0][depth], base, "test_accuracy", 1, **SGD_STYLE)
-    _plot_band(axes[0][depth], slo, "test_accuracy", 1, **SLO_STYLE)
+        _plot_arms(axes[0][l - 1], exp, arms, "uc_nfa", l)
+        axes[0][l - 1].set_title(f"{exp.name}, layer {l}: UC-NFA", fontsize=8)
+    _plot_arms(axes[0][depth], exp, arms, "test_accuracy", 1)
     axes[0][depth].set_title("test accuracy", fontsize=8)
-    return _finish(fig, axes, f"Claim 7: {name}, SGD vs SLO on layer 1")
+    return _finish(fig, axes, f"Claim 6: {exp.name}, baseline, control and SLO on layer 1")

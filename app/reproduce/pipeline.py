@@ -13,12 +13,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from app.reproduce import claims as C
+from app.reproduce import comparisons, dynamics
 from app.reproduce import figures as F
-from app.reproduce.plan import (BASELINE, PER_LAYER_SLO, REAL_DATA, SCALES, SYNTHETIC_TARGETS, RunSpec,
-                                Scale, build_plan, experiment_by_name, run_cost, slo_variant, write_plan)
-from app.reproduce.report import Timing, process_seconds, write_outputs
-from app.reproduce.results import Run, by_seed, group, load_runs
+from app.reproduce.comparisons import targets
+from app.reproduce.dynamics import BASELINE
+from app.reproduce.identities import check_identities
+from app.reproduce.plan import REAL_DATA, SCALES, RunSpec, Scale, build_plan, run_cost, write_plan
+from app.reproduce.report import Analysis, Timing, process_seconds, write_outputs
+from app.reproduce.results import ExpRuns, experiments_of, load_runs
 from app.reproduce.runner import RunOutcome, default_jobs, run_plan
 from core.config import ConfigError
 from core.iofiles import atomic_write_text
@@ -130,73 +135,69 @@ def analyse_folder(out: Path, figures: bool = True) -> int:
 
 def analyse(out: Path, scale: Scale, specs: list[RunSpec], command: str, runs_seconds: float | None = None,
             jobs: int = 1, figures: bool = True, process_age: bool = True) -> list[C.ClaimResult]:
-    """Reads the run folders, checks the claims, writes figures (unless told not to), claims.csv and report.md.
+    """Reads the run folders, checks claims and identities, writes figures (unless told not to), claims.csv,
+    checks.csv and report.md.
 
     ``runs_seconds`` and ``jobs`` describe the training phase (None: made elsewhere);
     ``process_age`` puts this process's age (start-up included) in the report's run time.
     """
     start = time.perf_counter()
     runs = load_runs(out)
-    results = check_all(runs)
+    exps = experiments_of(runs)
+    results = check_all(exps)
+    checks = check_identities(runs)
     if figures:
-        write_figures(runs, out)
+        write_figures(exps, runs, out)
     timing = Timing(runs_seconds, time.perf_counter() - start, _run_seconds(out), jobs,
                     process_seconds() if process_age else None)
-    write_outputs(out, results, specs, runs, scale, timing, command)
+    write_outputs(out, Analysis(results, checks, exps), specs, runs, scale, timing, command)
     return results
 
 
-def _inputs(runs: list[Run]) -> dict:
-    """The grouped histories every check and figure takes."""
-    per_layer = {exp: {l: group(runs, slo_variant(l), (exp,)).get(exp, {})
-                       for l in experiment_by_name(exp).slo_layers} for exp in PER_LAYER_SLO}
-    finals: dict[int, list] = {}
-    for r in runs:
-        if r.final:
-            finals.setdefault(r.seed, []).append(r.final)
-    return {
-        "sgd": group(runs, BASELINE),
-        "slo1": group(runs, slo_variant(1)),
-        "per_layer": {e: {l: g for l, g in t.items() if g} for e, t in per_layer.items()},
-        "finals": finals,
-        "by_seed": by_seed(runs),
-    }
+def _roles(exps: dict[str, ExpRuns]) -> dict[str, dict[str, ExpRuns]]:
+    """Which experiments each comparison claim reads (decided by the arms and data, not by names)."""
+    synthetic = {n: e for n, e in exps.items() if _has(e, "feature_quality")}
+    per_layer = {n: e for n, e in exps.items() if len(targets(e)) > 1}
+    return {"synthetic": synthetic, "per_layer": per_layer}
 
 
-def check_all(runs: list[Run]) -> list[C.ClaimResult]:
-    """The seven claim results, in order."""
-    x = _inputs(runs)
-    synthetic = {e: g for e, g in x["slo1"].items() if e in SYNTHETIC_TARGETS}
+def _has(exp: ExpRuns, key: str) -> bool:
+    return any(np.isfinite(h.series(key, 1)[1]).any() for h in exp.arm(BASELINE).values())
+
+
+def check_all(exps: dict[str, ExpRuns]) -> list[C.ClaimResult]:
+    """The claim results, in order (identities are checked apart: ``identities.check_identities``)."""
+    roles = _roles(exps)
     return [
-        C.check_early_centered(x["sgd"]),
-        C.check_uc_rises(x["sgd"]),
-        C.check_identity(x["finals"]),
-        C.check_share_gap(x["by_seed"]),
-        C.check_slo_layers(x["sgd"], x["per_layer"]),
-        C.check_feature_quality(x["sgd"], synthetic),
-        C.check_real_data(x["sgd"].get(REAL_DATA, {}), x["slo1"].get(REAL_DATA, {}), REAL_DATA),
+        dynamics.check_early_centered(exps),
+        dynamics.check_uc_rises(exps),
+        dynamics.check_share_gap(exps),
+        comparisons.check_slo_layers(roles["per_layer"]),
+        comparisons.check_feature_quality(roles["synthetic"]),
+        comparisons.check_real_data(exps.get(REAL_DATA)),
     ]
 
 
-def write_figures(runs: list[Run], out: Path) -> None:
-    """claim1.png ... claim7.png."""
-    x = _inputs(runs)
-    synthetic = {e: g for e, g in x["slo1"].items() if e in SYNTHETIC_TARGETS}
+def write_figures(exps: dict[str, ExpRuns], runs: list, out: Path) -> None:
+    """claim1.png ... claim6.png and identities.png."""
+    roles = _roles(exps)
     figures = {
-        1: lambda: F.fig_early(x["sgd"]),
-        2: lambda: F.fig_uc_rise(x["sgd"]),
-        3: lambda: F.fig_identity([f for fs in x["finals"].values() for f in fs]),
-        4: lambda: F.fig_share_gap(x["by_seed"]),
-        5: lambda: F.fig_slo_layers(x["sgd"], x["per_layer"]),
-        6: lambda: F.fig_feature_quality(x["sgd"], synthetic),
-        7: lambda: F.fig_real_data(x["sgd"].get(REAL_DATA, {}), x["slo1"].get(REAL_DATA, {}), REAL_DATA),
+        "claim1": lambda: F.fig_early(exps),
+        "claim2": lambda: F.fig_uc_rise(exps),
+        "claim3": lambda: F.fig_share_gap(exps),
+        "claim4": lambda: F.fig_slo_layers(roles["per_layer"]),
+        "claim5": lambda: F.fig_feature_quality(roles["synthetic"]),
+        "claim6": lambda: F.fig_real_data(exps.get(REAL_DATA)),
+        "identities": lambda: F.fig_identity([r.final for r in runs if r.final]),
     }
-    for number, make in figures.items():
-        save_figure(make(), out / f"claim{number}.png")
+    for name, make in figures.items():
+        save_figure(make(), out / f"{name}.png")
 
 
 def _summary(results: list[C.ClaimResult]) -> str:
-    lines = [f"{'claim':<70} {'holds':>5}  value"]
+    """The verdicts as a terminal table: claim, holds, clear or narrow, smallest per-seed margin."""
+    lines = [f"{'claim':<66} {'holds':>5} {'margin':>7}  smallest per-seed margin"]
     for r in results:
-        lines.append(f"{r.claim[:70]:<70} {r.holds_text:>5}  {r.value or 'n/a'}")
+        low = min(r.verdict.margins.values(), default=float("nan"))
+        lines.append(f"{r.title[:66]:<66} {r.holds_text:>5} {r.clear_text:>7}  {C.signed(low)}")
     return "\n".join(lines)

@@ -4,8 +4,14 @@ A plan is a flat list of :class:`RunSpec` (a RunConfig plus where its run folder
 so the same list can be run here in a process pool or handed to a cluster scheduler:
 every run is ``python -m app.cli run --config configs/<id>.json --out runs/<id>``.
 
-Experiments start from the presets in ``core/config.py`` with as few overrides as
-possible; the report prints every one of them.
+Every experiment is trained as the arms of ``core.arms.make_arms`` from one seed (so one
+initialisation and one batch order): the baseline optimiser, the control (SLO with boost
+1) and SLO targeted at each layer the experiment lists. Experiments start from presets
+with as few overrides as possible; the report prints every one of them.
+
+Scales are subsamples of one another, never different regimes: ``quick`` runs the first
+seeds of ``full`` with the same configs and measures a subset of the same steps (the early
+point and the last step included), so its numbers at those steps are the full run's.
 """
 
 from __future__ import annotations
@@ -15,20 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.arms import make_arms
 from core.config import RunConfig, preset_config
 from core.iofiles import atomic_write_text
 
-BASELINE = "sgd"
+BASELINE, CONTROL = "baseline", "control"
 
 
 def slo_variant(layer: int) -> str:
-    """The variant name of SLO targeted at ``layer``."""
+    """The variant (arm) name of SLO targeted at ``layer``."""
     return f"slo{layer}"
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """A preset (plus overrides) trained with SGD and with SLO on each of ``slo_layers``."""
+    """A preset (plus overrides) trained as baseline, control and SLO on each of ``slo_layers``."""
 
     name: str
     preset: str
@@ -38,64 +45,59 @@ class Experiment:
 
     @property
     def variants(self) -> tuple[str, ...]:
-        return (BASELINE,) + tuple(slo_variant(l) for l in self.slo_layers)
-
-    @property
-    def is_digits(self) -> bool:
-        return self.preset == "digits"
+        return (BASELINE, CONTROL) + tuple(slo_variant(l) for l in self.slo_layers)
 
 
 EXPERIMENTS: tuple[Experiment, ...] = (
+    Experiment("paper-digits", "digits", {"optim.lr": 2.0, "measure.every": 11, "measure.n_points": 1400},  # TODO(paper preset)
+               note="the authors' MLP (5x256, bias-free ReLU, SGD lr 2.0, batch 128, warm-up epoch, K on all "
+                    "training points, measured every epoch) on scikit-learn's digits (input dim 64 < width 256)"),
     Experiment("quickstart", "quickstart", slo_layers=(1, 2),
-               note="y = x0 x1 + x1 x2, depth 2 (the default preset)"),
+               note="y = x0 x1 + x1 x2, depth 2 (the default preset), SLO on each layer"),
     Experiment("chain", "chain", note="y = x0 x1 x2, depth 2"),
     Experiment("lowrank", "lowrank", note="y = tanh(x0 + x1 - x2) + sin(x3), depth 2"),
-    Experiment("deep3", "quickstart", {"model.depth": 3}, slo_layers=(1, 2, 3),
-               note="the quickstart target on a depth-3 net, for SLO on every layer"),
-    Experiment("digits", "digits", note="scikit-learn digits, depth 5 (real data, no ground truth)"),
 )
-"""Every experiment the claims read; each runs once per seed and variant."""
+"""Every experiment the claims read; each runs once per seed and arm."""
 
-SYNTHETIC_TARGETS = ("quickstart", "chain", "lowrank")
-"""Experiments with a ground-truth AGOP (claim 6)."""
-
-PER_LAYER_SLO = ("quickstart", "deep3")
-"""Experiments with SLO targeted at every hidden layer in turn (claim 5)."""
-
-REAL_DATA = "digits"
-"""The real-data experiment (claim 7)."""
+REAL_DATA = "paper-digits"
+"""The real-data experiment (claim 6)."""
 
 
 @dataclass(frozen=True)
 class Scale:
-    """How big the reproduction is: seeds, and factors on the presets' steps and sizes."""
+    """How big the reproduction is: seeds, and how often the full run's steps are measured."""
 
     name: str
     seeds: int
-    step_factor: float = 1.0
-    digits_step_factor: float = 1.0
-    max_points: int | None = None
+    measure_stride: int = 1
+    """Measure every ``stride``-th of the full run's measurements (the early point and the last step always)."""
     max_train: int | None = None
     max_width: int | None = None
+    step_factor: float = 1.0
+    """Tests only: a different (shorter) regime."""
+    experiments: tuple[str, ...] | None = None
+    """Tests only: the experiments to run (None: all)."""
 
 
 SCALES = {
-    "full": Scale("full", seeds=5),
-    "quick": Scale("quick", seeds=2, step_factor=0.3, digits_step_factor=0.15, max_points=300),
-    "tiny": Scale("tiny", seeds=2, step_factor=0.03, digits_step_factor=0.02, max_points=64,
-                  max_train=400, max_width=32),
+    "full": Scale("full", seeds=3),
+    "quick": Scale("quick", seeds=2, measure_stride=10),
+    "tiny": Scale("tiny", seeds=2, measure_stride=1, max_train=256, max_width=32, step_factor=0.02,
+                  experiments=("paper-digits", "quickstart")),
 }
-"""``full`` (the README's numbers), ``quick`` (``--quick``) and ``tiny`` (tests only)."""
+"""``full`` (the README's numbers; 3 seeds, as the authors' gen_plots.py), ``quick`` (``--quick``: the
+first 2 seeds of ``full``, every 10th measurement) and ``tiny`` (tests only: a shorter, smaller regime)."""
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run: its id (also its folder name under ``runs/``) and its full config."""
+    """One run: its id (also its folder name under ``runs/``), its arm's label and its full config."""
 
     experiment: str
     variant: str
     seed: int
     config: RunConfig
+    label: str = ""
 
     @property
     def id(self) -> str:
@@ -109,33 +111,34 @@ class RunSpec:
 def scaled_config(exp: Experiment, scale: Scale) -> RunConfig:
     """The experiment's baseline config at ``scale`` (seed 0, SLO off)."""
     cfg = preset_config(exp.preset).replace(**exp.overrides)
-    factor = scale.digits_step_factor if exp.is_digits else scale.step_factor
-    changes: dict[str, Any] = {}
-    if factor != 1.0:
-        changes["steps"] = max(20, round(cfg.steps * factor))
-        changes["measure.every"] = max(1, round(cfg.measure.every * factor))
-    if scale.max_points is not None:
-        changes["measure.n_points"] = min(cfg.measure.n_points, scale.max_points)
+    changes: dict[str, Any] = {"device": "cpu"}
+    if scale.step_factor != 1.0:
+        changes["steps"] = max(20, round(cfg.steps * scale.step_factor))
+        changes["measure.every"] = max(1, round(cfg.measure.every * scale.step_factor))
+    if scale.measure_stride != 1:
+        changes["measure.every"] = cfg.measure.every * scale.measure_stride
     if scale.max_train is not None:
         changes["data.n_train"] = min(cfg.data.n_train, scale.max_train)
         changes["data.n_test"] = min(cfg.data.n_test, scale.max_train)
     if scale.max_width is not None:
         changes["model.width"] = min(cfg.model.width, scale.max_width)
-    changes["device"] = "cpu"
     return cfg.replace(**changes)
 
 
-def variant_config(base: RunConfig, variant: str, seed: int) -> RunConfig:
-    """``base`` with the variant's optimiser and the seed (same seed: same init and batches)."""
-    changes: dict[str, Any] = {"seed": seed, "optim.slo.enabled": variant != BASELINE}
-    if variant != BASELINE:
-        changes["optim.slo.target_layer"] = int(variant[len("slo"):])
-    return base.replace(**changes)
+def experiment_arms(exp: Experiment, base: RunConfig) -> list[tuple[str, str, RunConfig]]:
+    """(variant, label, config) of every arm: baseline, control and SLO on each listed layer."""
+    out: list[tuple[str, str, RunConfig]] = []
+    for layer in exp.slo_layers:
+        arms = make_arms(base.replace(**{"optim.slo.target_layer": layer}))
+        if not out:
+            out += [(a.name, a.label, a.config) for a in arms if a.name in (BASELINE, CONTROL)]
+        out += [(slo_variant(layer), a.label, a.config) for a in arms if a.name == "slo"]
+    return out
 
 
 def build_plan(scale: Scale, seeds: int | None = None,
                experiments: tuple[Experiment, ...] = EXPERIMENTS) -> list[RunSpec]:
-    """Every run of every experiment, variant and seed.
+    """Every run of every experiment, arm and seed.
 
     Args:
         scale: Sizes and the default number of seeds.
@@ -145,18 +148,20 @@ def build_plan(scale: Scale, seeds: int | None = None,
     n = scale.seeds if seeds is None else seeds
     specs = []
     for exp in experiments:
-        base = scaled_config(exp, scale)
+        if scale.experiments is not None and exp.name not in scale.experiments:
+            continue
+        arms = experiment_arms(exp, scaled_config(exp, scale))
         for seed in range(n):
-            for variant in exp.variants:
-                specs.append(RunSpec(exp.name, variant, seed, variant_config(base, variant, seed)))
+            for variant, label, cfg in arms:
+                specs.append(RunSpec(exp.name, variant, seed, cfg.replace(seed=seed), label))
     return specs
 
 
 def write_plan(specs: list[RunSpec], out: Path) -> None:
-    """``configs/<id>.json`` per run and ``plan.json`` (id, experiment, variant, seed, steps)."""
+    """``configs/<id>.json`` per run and ``plan.json`` (id, experiment, variant, label, seed, steps)."""
     for spec in specs:
         atomic_write_text(out / "configs" / f"{spec.id}.json", spec.config.to_json() + "\n")
-    rows = [{"id": s.id, "experiment": s.experiment, "variant": s.variant, "seed": s.seed,
+    rows = [{"id": s.id, "experiment": s.experiment, "variant": s.variant, "label": s.label, "seed": s.seed,
              "steps": s.steps, "config": f"configs/{s.id}.json", "run": f"runs/{s.id}"} for s in specs]
     atomic_write_text(out / "plan.json", json.dumps(rows, indent=1) + "\n")
 
@@ -170,8 +175,9 @@ def run_cost(spec: RunSpec) -> float:
     c = spec.config
     width, d = c.model.width, c.data.d if c.data.kind == "synthetic" else 64
     outputs = 10 if c.data.kind == "digits" else 1
+    points = c.measure.n_points or c.data.n_train
     per_step = c.optim.batch_size * (d * width + (c.model.depth - 1) * width ** 2) + OVERHEAD
-    per_measure = c.measure.n_points * outputs * c.model.depth * width ** 2 + OVERHEAD
+    per_measure = points * outputs * c.model.depth * width ** 2 + OVERHEAD
     return c.steps * per_step + (c.steps / c.measure.every) * per_measure
 
 

@@ -28,6 +28,8 @@ class Run:
     planned_steps: int
     history: History
     final: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    config: dict = field(default_factory=dict, repr=False)
+    """The run's config.json as a plain dict (empty when the folder has none)."""
 
     @property
     def last_step(self) -> int:
@@ -52,9 +54,19 @@ def load_runs(out: Path) -> list[Run]:
         if not (folder / "metrics.csv").is_file():
             continue
         final = read_npz(folder / "final.npz") if (folder / "final.npz").is_file() else {}
+        config = _read_json(folder / "config.json") or _read_json(out / row.get("config", "-"))
         runs.append(Run(row["experiment"], row["variant"], int(row["seed"]), int(row["steps"]),
-                        History.read_csv(folder / "metrics.csv"), final))
+                        History.read_csv(folder / "metrics.csv"), final, config))
     return runs
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from ``path`` (empty if the file is missing or not an object)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 Group = dict[int, History]
@@ -111,3 +123,60 @@ def depth(history: History) -> int:
     """Number of measured layers."""
     layers = history.layers()
     return max(layers) if layers else 0
+
+
+def value_at(history: History, key: str, layer: int, step: int) -> float:
+    """``key`` of ``layer`` at the first measured step >= ``step`` (NaN if none or undefined)."""
+    steps, values = history.series(key, layer)
+    index = np.searchsorted(steps, step)
+    return float(values[index]) if index < steps.size else float("nan")
+
+
+def step_at(history: History, step: int, layer: int = 1) -> int | None:
+    """The first measured step >= ``step`` (None if the run never got there)."""
+    steps, _ = history.series("step", layer)
+    index = np.searchsorted(steps, step)
+    return int(steps[index]) if index < steps.size else None
+
+
+def early_step(config: dict) -> int:
+    """The paper code's early point: the end of the warm-up (``optim.warmup_steps``), or step 1 without one.
+
+    The authors' MLP code trains epoch 0 at lr 1e-4 and measures after it, so its first
+    point is at the end of the warm-up; the first measured step at or after it is used.
+    """
+    warmup = (config.get("optim") or {}).get("warmup_steps") or 0
+    return max(int(warmup), 1)
+
+
+@dataclass(frozen=True)
+class ExpRuns:
+    """One experiment's runs as the checks see them: arm -> seed -> history, plus its setting."""
+
+    name: str
+    arms: dict[str, Group]
+    """``baseline``, ``control``, ``slo1``, ``slo2``, ... -> seed -> history."""
+    early_step: int = 1
+    input_dim: int | None = None
+    width: int | None = None
+
+    def arm(self, name: str) -> Group:
+        """The arm's histories (empty when it was not run)."""
+        return self.arms.get(name, {})
+
+
+def experiments_of(runs: list[Run]) -> dict[str, ExpRuns]:
+    """Experiment name -> its runs, in plan order."""
+    arms: dict[str, dict[str, Group]] = {}
+    first: dict[str, Run] = {}
+    for r in runs:
+        arms.setdefault(r.experiment, {}).setdefault(r.variant, {})[r.seed] = r.history
+        first.setdefault(r.experiment, r)
+    out = {}
+    for name, by_arm in arms.items():
+        run = first[name]
+        w = run.final.get("layer1.W")
+        out[name] = ExpRuns(name, by_arm, early_step(run.config),
+                            int(w.shape[1]) if w is not None else None,
+                            int(w.shape[0]) if w is not None else None)
+    return out
