@@ -178,11 +178,17 @@ def _claim_section(r: ClaimResult) -> str:
     return "\n".join(parts)
 
 
-def experiments_table(scale: Scale) -> str:
-    """A row per experiment: what it trains and how."""
+def _planned(specs: list[RunSpec]) -> list:
+    """The experiments the plan runs, in plan order."""
+    names = dict.fromkeys(s.experiment for s in specs)
+    return [e for e in EXPERIMENTS if e.name in names]
+
+
+def experiments_table(scale: Scale, specs: list[RunSpec]) -> str:
+    """A row per planned experiment: what it trains and how."""
     lines = ["| experiment | preset + overrides | data | model | baseline | SLO (speed, boost, targets) | steps | "
              "measured |", "|---|---|---|---|---|---|---|---|"]
-    for exp in EXPERIMENTS:
+    for exp in _planned(specs):
         c = scaled_config(exp, scale)
         data = f"{c.data.kind}" + (f" d={c.data.d}, y = {c.data.target}" if c.data.kind == "synthetic" else "")
         over = ", ".join(f"{k}={v}" for k, v in exp.overrides.items()) or "none"
@@ -212,7 +218,7 @@ def _runs_section(specs: list[RunSpec], runs: list[Run]) -> str:
     seeds = sorted({s.seed for s in specs})
     diverged = [r.label + f" (stopped at step {r.last_step} of {r.planned_steps})" for r in runs if r.diverged]
     missing = len(specs) - len(runs)
-    text = (f"{len(specs)} runs: {len(EXPERIMENTS)} experiments x arms x seeds {', '.join(map(str, seeds))}. "
+    text = (f"{len(specs)} runs: {len(_planned(specs))} experiments x arms x seeds {', '.join(map(str, seeds))}. "
             f"Same seed means the same data, initial weights and batch order, so every arm starts from the "
             f"same network.\n\n")
     text += ("Diverged runs (their measurements up to the divergence are used): " + "; ".join(diverged)
@@ -274,7 +280,7 @@ def report_markdown(a: Analysis, specs: list[RunSpec], runs: list[Run], scale: S
         "## The baseline's diagnostics\n",
         "The quantities the reasons above use, at the early point and the last step (mean over seeds).\n",
         T.baseline_diagnostics_table(a.exps), "",
-        "## Experiments\n", experiments_table(scale), "",
+        "## Experiments\n", experiments_table(scale, specs), "",
         "SLO moves every layer by `speed` (Frobenius norm) per step and the target layer by "
         "`speed x boost` (docs/nfa-math.md). Each run's full config is in `configs/<id>.json`; "
         "`plan.json` maps run ids to folders.\n",
@@ -294,7 +300,7 @@ def readme_section(a: Analysis, specs: list[RunSpec], timing: Timing, command: s
     seeds = sorted({s.seed for s in specs})
     lines = [
         "## What the paper says, and what this tool measured\n",
-        f"`{command}` trains {len(specs)} runs ({len(EXPERIMENTS)} experiments, each as baseline, control "
+        f"`{command}` trains {len(specs)} runs ({len(_planned(specs))} experiments, each as baseline, control "
         f"(SLO boost 1) and SLO arms from one initialisation, seeds {', '.join(map(str, seeds))}) and checks each "
         f"claim from the saved run folders. On {machine()}: {timing_line(timing)}. "
         f"{held_line(a.results)}:\n",
