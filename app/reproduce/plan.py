@@ -117,6 +117,8 @@ def scaled_config(exp: Experiment, scale: Scale) -> RunConfig:
         changes["measure.every"] = max(1, round(cfg.measure.every * scale.step_factor))
     if scale.measure_stride != 1:
         changes["measure.every"] = cfg.measure.every * scale.measure_stride
+        if getattr(cfg.measure, "every_epochs", 0):
+            changes["measure.every_epochs"] = cfg.measure.every_epochs * scale.measure_stride
     if scale.max_train is not None:
         changes["data.n_train"] = min(cfg.data.n_train, scale.max_train)
         changes["data.n_test"] = min(cfg.data.n_test, scale.max_train)
