@@ -127,7 +127,7 @@ class MeasureConfig:
     """When and how the diagnostics are computed."""
 
     every: int = 100
-    """Measure every this many steps (step 0 and the last step are always measured)."""
+    """Measure every this many steps (step 0, the end of the warm-up and the last step are always measured)."""
     every_epochs: int = 0
     """When above 0: measure at the end of every this many epochs (passes over the training set) instead of every ``every`` steps."""
     n_points: int = 1000

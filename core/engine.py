@@ -220,8 +220,14 @@ class Engine:
         return loss
 
     def _measure_due(self, step: int) -> bool:
-        """Whether the schedule measures after ``step`` (the step being taken now, or the last one)."""
-        m = self.config.measure
+        """Whether the schedule measures after ``step`` (the step being taken now, or the last one).
+
+        The end of the warm-up is always measured, as the authors' code measures after its
+        warm-up epoch whatever its cadence: that is the paper code's first (early) point.
+        """
+        m, warmup = self.config.measure, self.config.optim.warmup_steps
+        if warmup and step == warmup:
+            return True
         if m.every_epochs:
             n = self._x.shape[0]
             return self._sample_pos % n == 0 and (self._sample_pos // n) % m.every_epochs == 0
@@ -230,13 +236,18 @@ class Engine:
     def steps_to_next_measure(self) -> int:
         """Steps from now to the next scheduled measurement (``measure.every`` or ``every_epochs``)."""
         with self._lock:
-            m = self.config.measure
-            if not m.every_epochs:
-                return m.every - self._step % m.every
-            n, b = self._x.shape[0], min(self.config.optim.batch_size, self._x.shape[0])
-            done, offset = divmod(self._sample_pos, n)
-            target = -(-(done + 1) // m.every_epochs) * m.every_epochs
-            return -(-(n - offset) // b) + (target - done - 1) * -(-n // b)
+            warmup = self.config.optim.warmup_steps
+            steps = self._scheduled_steps_to_next()
+            return min(steps, warmup - self._step) if self._step < warmup else steps
+
+    def _scheduled_steps_to_next(self) -> int:
+        m = self.config.measure
+        if not m.every_epochs:
+            return m.every - self._step % m.every
+        n, b = self._x.shape[0], min(self.config.optim.batch_size, self._x.shape[0])
+        done, offset = divmod(self._sample_pos, n)
+        target = -(-(done + 1) // m.every_epochs) * m.every_epochs
+        return -(-(n - offset) // b) + (target - done - 1) * -(-n // b)
 
     def step(self, n: int = 1, should_stop: Callable[[], bool] | None = None) -> int:
         """Trains up to ``n`` steps (measuring every ``measure.every``); returns the steps done.

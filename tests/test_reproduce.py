@@ -123,13 +123,17 @@ def test_plan_arms_share_everything_but_the_optimiser():
 
 def test_quick_is_a_subsample_of_full():
     full, quick = build_plan(SCALES["full"]), build_plan(SCALES["quick"])
-    assert {s.seed for s in quick} < {s.seed for s in full}
     by_id = {s.id: s.config.to_dict() for s in full}
+    assert {q.id for q in quick} < set(by_id)  # the same runs: a subset of seeds and arms
+    assert {q.experiment for q in quick} == {f.experiment for f in full}
     for q in quick:
-        f = by_id[q.id]
-        assert q.config.measure.every % f["measure"]["every"] == 0  # a subset of the same steps
-        f["measure"]["every"] = q.config.measure.every
+        f, m = by_id[q.id], q.config.measure
+        assert m.every_epochs % max(f["measure"]["every_epochs"], 1) == 0 and m.every % f["measure"]["every"] == 0
+        assert (m.every_epochs > 0) == (f["measure"]["every_epochs"] > 0)  # a subset of the same steps
+        f["measure"].update(every=m.every, every_epochs=m.every_epochs)
         assert q.config.to_dict() == f  # otherwise the same run
+    digits = next(q for q in quick if q.experiment == "paper-digits").config
+    assert digits.measure.every_epochs == 25 and digits.optim.warmup_steps > 0  # the authors' default cadence
 
 
 def test_bad_arguments_are_user_errors(tmp_path):
