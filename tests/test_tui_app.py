@@ -10,14 +10,15 @@ import pytest
 from rich.console import Console
 from textual.widgets import Input
 
-from app.tui import make_app
+from app.tui import charts, make_app, render
 from app.tui.compare import CompareScreen
 from app.tui.config_screen import ConfigScreen, field_id
 from app.tui.driver import EXPORT_FILES
 from app.tui.messages import FrameReady
 from app.tui.screens import ExportScreen, HelpScreen
 from app.tui.views import panels
-from app.tui.widgets import HeatmapView, KeyBar, LayerTable, StatusBar
+from app.tui.widgets import CurvePlot, HeatmapView, KeyBar, LayerTable, StatusBar
+from core.arms import make_arms
 from core.config import preset_config
 from tui_helpers import one_torch_thread, run, settle, tiny_config, wait_until
 
@@ -31,7 +32,9 @@ def _one_thread():
 def status(app) -> str:
     """The status bar's text as shown."""
     bar = app.query_one(StatusBar)
-    return str(bar.render())
+    console = Console(width=200, record=True, color_system=None, file=io.StringIO())
+    console.print(bar.render())
+    return "\n".join(line.rstrip() for line in console.export_text().rstrip("\n").split("\n"))
 
 
 def plain(renderable) -> str:
@@ -62,9 +65,10 @@ def test_space_plays_then_pauses():
     run(body)
 
 
-def test_play_pauses_at_steps_and_table_follows():
+def test_play_goes_past_steps_until_the_play_limit_and_table_follows():
     async def body():
-        app = make_app(tiny_config(steps=40))
+        app = make_app(tiny_config(steps=20))
+        app.play_limit = 40  # the real limit is 10,000,000 steps
         async with app.run_test() as pilot:
             await pilot.press("space")
             await wait_until(pilot, lambda: app.state == "finished")
@@ -76,16 +80,19 @@ def test_play_pauses_at_steps_and_table_follows():
     run(body)
 
 
-def test_n_steps_once():
+def test_n_trains_to_the_next_measurement():
     async def body():
-        app = make_app(tiny_config())
+        app = make_app(tiny_config(**{"measure.every": 7}))
         async with app.run_test() as pilot:
             await pilot.press("n")
             await settle(app, pilot)
+            assert app.snapshot.step == 7 and app.snapshot.measured_step == 7
             await pilot.press("n")
             await settle(app, pilot)
-            assert app.snapshot.step == 2 and app.snapshot.measured_step == 2
-            assert not app.playing
+            assert app.snapshot.step == 14 and app.snapshot.measured_step == 14
+            assert not app.playing and app.state == "paused"
+            steps, _ = app.history_view.series("uc_nfa", 1)
+            assert list(steps) == [0, 7, 14]
     run(body)
 
 
@@ -111,7 +118,7 @@ def test_s_toggles_slo_live():
             await settle(app, pilot)
             assert app.engine.config.optim.slo.enabled
             assert "SLO on (layer 1, boost 10)" in status(app)
-            assert app.snapshot.step == 1  # live: no reset
+            assert app.snapshot.step == 10  # live: no reset
             await pilot.press("s")
             await settle(app, pilot)
             assert "SLO off" in status(app)
@@ -201,7 +208,7 @@ def test_o_applies_live_keys_without_reset():
             await settle(app, pilot)
             assert not isinstance(app.screen, ConfigScreen)
             assert app.engine.config.optim.lr == 0.2 and app.engine.config.measure.every == 5
-            assert app.snapshot.step == 1
+            assert app.snapshot.step == 10
     run(body)
 
 
@@ -260,7 +267,7 @@ def test_question_mark_lists_every_key():
     run(body)
 
 
-def test_v_compares_baseline_and_slo_from_one_start():
+def test_v_compares_every_arm_from_one_start():
     async def body():
         app = make_app(tiny_config())
         async with app.run_test(size=(120, 36)) as pilot:
@@ -268,14 +275,33 @@ def test_v_compares_baseline_and_slo_from_one_start():
             await pilot.pause()
             screen = app.screen
             assert isinstance(screen, CompareScreen)
-            base, slo = screen.engines
-            assert not base.config.optim.slo.enabled and slo.config.optim.slo.enabled
+            assert [a.name for a in screen.arms] == [a.name for a in make_arms(app.engine.config)]
+            assert [e.config for e in screen.engines] == [a.config for a in screen.arms]
+            screen.play_limit = 40
             await pilot.press("space")
             await wait_until(pilot, lambda: screen.state == "finished")
-            b, s = screen.snaps
-            assert b.step == s.step == 40
-            np.testing.assert_array_equal(b.layer(1).W0, s.layer(1).W0)
-            assert not np.array_equal(b.layer(1).W, s.layer(1).W)
+            snaps = screen.snaps
+            assert [s.step for s in snaps] == [40] * len(screen.arms) == [40, 40, 40]
+            for s in snaps[1:]:
+                np.testing.assert_array_equal(snaps[0].layer(1).W0, s.layer(1).W0)
+            assert not np.array_equal(snaps[0].layer(1).W, snaps[2].layer(1).W)
+            assert not np.array_equal(snaps[1].layer(1).W, snaps[2].layer(1).W)
+            chart = screen.query_one(CurvePlot).chart
+            assert [c.label for c in chart.curves] == [a.name for a in screen.arms]
+            for curve, snap in zip(chart.curves, snaps):  # each arm's curve is its own history
+                np.testing.assert_array_equal(curve.values, snap.history.series("uc_nfa", 1)[1])
+            assert len({(c.colour, c.dash) for c in chart.curves}) == 3  # one style per arm
+            shown = plain(render.compare_table(screen.arms, snaps, 1))
+            for arm, snap in zip(screen.arms, snaps):
+                line = next(l for l in shown.splitlines() if l.startswith(arm.name))
+                assert f"{snap.layer(1).uc_nfa:.3f}" in line and f"{snap.layer(1).c_nfa:.3f}" in line
+            labels = [render.run_label(arm, snap, 200).plain for arm, snap in zip(screen.arms, snaps)]
+            assert [l.split("  test")[0] for l in labels] == [a.label.replace(", ", "  ") for a in screen.arms]
+            for arm, snap in zip(screen.arms, snaps):  # at any width: whole parts only
+                for width in (10, 25, 40):
+                    shown = render.run_label(arm, snap, width).plain
+                    assert len(shown) <= width
+                    assert all(p in arm.label.split(", ") or p.startswith("test ") for p in shown.split("  ") if p)
             await pilot.press("s")  # main-run keys are off here
             assert not app.engine.config.optim.slo.enabled
             await pilot.press("escape")
@@ -365,7 +391,7 @@ def test_long_frames_report_their_step_count():
             await pilot.press("space")
             await wait_until(pilot, lambda: app.query_one(StatusBar).step > 0)
             assert app.snapshot.step == 0  # not measured yet, but the status bar counts
-            assert f"step {app.query_one(StatusBar).step}" in status(app)
+            assert f"step {app.query_one(StatusBar).step:>9,}" in status(app)
             await pilot.press("space")
             await settle(app, pilot)
     run(body)
@@ -373,7 +399,8 @@ def test_long_frames_report_their_step_count():
 
 def test_frames_keep_coming_under_a_dialog():
     async def body():
-        app = make_app(tiny_config(steps=400))
+        app = make_app(tiny_config())
+        app.play_limit = 400
         async with app.run_test() as pilot:
             await pilot.press("space", "o")
             await wait_until(pilot, lambda: app.state == "finished")
@@ -390,8 +417,100 @@ def test_mouse_clicks_on_key_bar_and_table_rows():
         async with app.run_test() as pilot:
             await pilot.click(KeyBar, offset=(20, 0))  # "n step"
             await settle(app, pilot)
-            assert app.snapshot.step == 1
+            assert app.snapshot.step == 10
             await pilot.click(LayerTable, offset=(5, 4))  # header, rule, then layers 1, 2, 3
             await pilot.pause()
             assert app.selected == 3
+    run(body)
+
+
+def widget_lines(widget) -> list[str]:
+    """What a widget shows, as plain lines at its own size."""
+    console = Console(width=widget.size.width, record=True, color_system=None, file=io.StringIO())
+    console.print(widget.render())
+    return console.export_text().rstrip("\n").split("\n")
+
+
+def test_plot_labels_at_80x24_are_named_round_and_apart():
+    async def body():
+        app = make_app(tiny_config())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("n", "n", "n")
+            await settle(app, pilot)
+            for plot_id, name in (("#loss", "loss"), ("#nfa", "correlation")):
+                plot = app.query_one(plot_id, CurvePlot)
+                assert plot.size.width >= 30 and plot.size.height >= 5, plot.size
+                lines = widget_lines(plot)
+                assert lines[0].startswith(name) and lines[-1].rstrip().endswith(" step")
+                labelled = [(r, line.split("┤")[0].strip()) for r, line in enumerate(lines) if "┤" in line]
+                assert len(labelled) >= 2
+                rows = [r for r, _ in labelled]
+                assert all(b - a >= 2 for a, b in zip(rows, rows[1:]))
+                values = [float(v) for _, v in labelled]
+                assert values == sorted(values, reverse=True) and len(set(values)) == len(values)
+                assert all(len(v) <= 5 for _, v in labelled)
+            ticks = [t for t in widget_lines(app.query_one("#nfa", CurvePlot))[-1].split() if t[0].isdigit()]
+            assert ticks[0] == "0" and ticks[-1] in ("30", "20")
+            await pilot.press("w")
+            await pilot.pause()
+            assert widget_lines(app.query_one("#loss", CurvePlot))[0].startswith(f"loss (log) last {charts.RECENT}")
+    run(body)
+
+
+def test_divergence_screen_shows_the_losses_of_the_step_it_names():
+    async def body():
+        app = make_app(preset_config("quickstart").replace(**{"optim.lr": 50.0}))
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("space")
+            await wait_until(pilot, lambda: app.state == "diverged")
+            snap = app.snapshot
+            step = int(snap.message.split("diverged at step ")[1].split(":")[0])
+            first, second = status(app).split("\n")
+            assert first.startswith(f"step {step:>9,}") and snap.step == step
+            assert "diverged" in first and second.startswith(f"diverged at step {step}:")
+            shown_loss = first.split(" loss")[1].split(" test")[0].strip()
+            assert shown_loss == render.fmt_loss(snap.train_loss).strip()
+            assert not np.isfinite(snap.train_loss)  # the loss at the step it names, not step 0's
+            assert shown_loss in ("inf", "nan", "n/a")
+            caption = plain(app.query_one(LayerTable).render())
+            assert f"measured at step {snap.measured_step}" in caption
+    run(body)
+
+
+def test_export_notice_gives_the_absolute_folder_and_every_file_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    async def body():
+        app = make_app(tiny_config())
+        notices = []
+        app.notify = lambda message, **kw: notices.append(message)
+        async with app.run_test() as pilot:
+            await pilot.press("n", "e")
+            await pilot.pause()
+            app.screen.query_one(Input).value = "out/run1"
+            await pilot.press("enter")
+            await settle(app, pilot)
+        folder = (tmp_path / "out" / "run1").resolve()
+        done = [n for n in notices if n.startswith("exported to ")]
+        assert len(done) == 1
+        where, files = done[0][len("exported to "):].split(": ")
+        assert where == str(folder)
+        assert files.split(", ") == sorted(p.name for p in folder.iterdir()) == sorted(EXPORT_FILES)
+    run(body)
+
+
+def test_resize_relayouts_at_once():
+    async def body():
+        app = make_app(tiny_config())
+        async with app.run_test(size=(200, 60)) as pilot:
+            await pilot.press("n")
+            await settle(app, pilot)
+            assert app.screen.has_class("-wide")
+            await pilot.resize_terminal(80, 24)
+            await pilot.pause()
+            assert app.screen.has_class("-narrow") and not app.screen.has_class("-wide")
+            curves = app.query_one("#curves")
+            heat = app.query_one(HeatmapView)
+            assert curves.region.right <= 80 and heat.region.right <= curves.region.x
+            assert app.query_one(StatusBar).size.height == 2
     run(body)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from app.tui import charts, driver, render, views
+from app.tui import charts, driver, heatmaps, render, views
 from app.tui.config_screen import candidate, field_id, value_text
 from app.tui.messages import FrameReady
 from app.tui.plotting import chart_text, step_ticks
@@ -36,21 +36,21 @@ def test_sparkline_fixed_scale_and_width():
 
 def test_fit_matrix_keeps_small_and_averages_large():
     m = np.arange(400.0).reshape(20, 20)
-    assert render.fit_matrix(m, 30) is not None and render.fit_matrix(m, 30).shape == (20, 20)
-    small = render.fit_matrix(m, 18)
+    assert heatmaps.fit_matrix(m, 30) is not None and heatmaps.fit_matrix(m, 30).shape == (20, 20)
+    small = heatmaps.fit_matrix(m, 18)
     assert small.shape == (18, 18)
     assert small.mean() == pytest.approx(m.mean())
-    assert render.size_label(m, 18) == "20x20→18x18"
-    assert render.size_label(np.zeros((128, 20)), 40) == "128x20→40x6"
+    assert heatmaps.size_label(m, 18) == "20x20→18x18"
+    assert heatmaps.size_label(np.zeros((128, 20)), 40) == "128x20→40x6"
 
 
 def test_heatmap_pixels_upsample_by_whole_factors():
-    rgb = render.heatmap_pixels(np.eye(4), 10)
+    rgb = heatmaps.heatmap_pixels(np.eye(4), 10)
     assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8
 
 
 def test_heatmap_text_fits_its_box():
-    text = render.heatmap_text(np.random.default_rng(0).normal(size=(128, 128)), "K", 30, 20, "note")
+    text = heatmaps.heatmap_text(np.random.default_rng(0).normal(size=(128, 128)), "K", 30, 20, "note")
     lines = plain(text, 30).rstrip("\n").split("\n")
     assert len(lines) <= 20 and max(len(line) for line in lines) <= 30
     assert "128x128→30x30" in lines[-1] and "note" in lines[-1]
@@ -58,7 +58,7 @@ def test_heatmap_text_fits_its_box():
 
 def test_status_and_table_name_every_quantity(snap):
     status = plain(render.status_text(snap, "paused"))
-    assert "step 30" in status and "SLO off" in status and "paused" in status
+    assert "step        30" in status and "SLO off" in status and "paused" in status
     table = plain(render.layer_table(snap, 2, 100))
     for word in ("layer", "shape", "UC-NFA", "C-NFA", "move", "quality", "32x20", "32x32"):
         assert word in table
@@ -91,10 +91,12 @@ def test_no_ground_truth_view_without_a_target(snap):
 
 
 def test_charts_render_with_legend(snap):
-    for chart in (charts.loss_chart(snap), charts.nfa_chart(snap, 1)):
-        text = plain(chart_text(chart.title, chart.curves, 40, 10, chart.log, chart.ylim), 40)
-        assert chart.curves[0].label in text and "┤" in text
-    assert step_ticks(2000, 5) == [0, 500, 1000, 1500, 2000]
+    view = charts.new_view()
+    view.update(snap.history)
+    for chart in (charts.loss_chart(view), charts.nfa_chart(view, 1, True)):
+        text = plain(chart_text(chart, 40, 10), 40)
+        assert chart.curves[0].label in text and "┤" in text and text.rstrip().endswith("step")
+    assert step_ticks(0, 2000, 5) == [0, 500, 1000, 1500, 2000]
 
 
 def test_key_bar_wraps_between_entries():
@@ -103,10 +105,8 @@ def test_key_bar_wraps_between_entries():
     assert plain(render.key_bar(entries, 20)).strip().split("\n") == ["space play/pause", "n step  q quit"]
 
 
-def test_play_target_and_frame_steps():
-    assert driver.play_target(0, 2000) == 2000
-    assert driver.play_target(2000, 2000) == 4000
-    assert driver.play_target(5, 0) is None
+def test_frame_steps():
+    assert driver.PLAY_LIMIT == 10_000_000
     assert driver.frame_steps(0, 50, None) == 50
     assert driver.frame_steps(120, 50, 130) == 10
     assert driver.frame_steps(130, 50, 130) == 0

@@ -18,8 +18,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 
-from app.tui import views
-from app.tui.driver import default_export_folder, export_run
+from app.tui import charts, views
+from app.tui.driver import PLAY_LIMIT, default_export_folder, export_run
 from app.tui.messages import FrameReady, Progress, WorkFailed
 from app.tui.player import Player
 from app.tui.screens import ExportScreen, HelpScreen
@@ -42,16 +42,18 @@ KEYS = [
 ]
 
 KEY_HELP = {
-    "toggle_play": "play / pause training (pauses at the next multiple of `steps`)",
-    "step": "one training step, then a measurement",
+    "toggle_play": f"play until paused (at most {PLAY_LIMIT:,} steps) / pause",
+    "step": "train to the next measurement (measure.every steps), then pause",
     "reset": "start again from the same initialisation (same seed)",
     "toggle_slo": "switch speed-limited optimisation on or off, live",
     "layer(-1)": "previous layer (table row, heatmaps, correlation curves)",
     "layer(1)": "next layer",
     "toggle_centered": "centered matrices dW^T dW and dW^T K dW, or plain NFM and AGOP",
     "cycle_view": "heatmaps: NFM | AGOP, K | U^T K U, NFM_1 | ground truth G*",
-    "compare": "baseline and SLO from the same initialisation, side by side",
-    "export": "write the run to a folder (config.json, metrics.csv, final.npz, figures)",
+    "toggle_scale": "heatmap colours scaled at the largest value (max) or the 99th percentile (p99)",
+    "toggle_window": f"curves over the whole run, or the last {charts.RECENT} measurements",
+    "compare": "baseline, control (SLO boost 1) and SLO from the same initialisation, side by side",
+    "export": "write the run to a folder (config, metrics, final arrays, state, figures)",
     "config": "edit the config; bad values are refused with the reason",
     "help": "this screen",
     "quit": "quit (stops training at once)",
@@ -86,6 +88,7 @@ class NfaApp(MatrixKeys, Player, App[int]):
         self.ui_seconds: deque[float] = deque(maxlen=512)
         self.frame_stamps: deque[float] = deque(maxlen=512)
         self.last_export: Path | None = None
+        self.history_view = charts.new_view()
 
     @property
     def engines(self) -> list[Engine]:
@@ -105,8 +108,8 @@ class NfaApp(MatrixKeys, Player, App[int]):
         with Horizontal(id="main"):
             yield HeatmapView(id="heatmaps")
             with Vertical(id="curves"):
-                yield CurvePlot("loss", id="loss")
-                yield CurvePlot("nfa", id="nfa")
+                yield CurvePlot(id="loss")
+                yield CurvePlot(id="nfa")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -124,14 +127,17 @@ class NfaApp(MatrixKeys, Player, App[int]):
         self.snapshot = snap
         self.selected = min(self.selected, len(snap.layers))
         main = self.main_screen
+        self.history_view.update(snap.history)
         status = main.query_one(StatusBar)
         status.snapshot, status.state, status.detail, status.step = snap, self.state, self.detail, snap.step
         table = main.query_one(LayerTable)
-        table.snapshot, table.selected = snap, self.selected
+        table.view, table.snapshot, table.selected = self.history_view, snap, self.selected
         heat = main.query_one(HeatmapView)
         heat.snapshot, heat.selected, heat.view, heat.centered = snap, self.selected, self.view, self.centered
-        for plot in main.query(CurvePlot):
-            plot.snapshots, plot.selected = (snap,), self.selected
+        heat.robust = self.robust
+        main.query_one("#loss", CurvePlot).chart = charts.loss_chart(self.history_view, self.recent)
+        main.query_one("#nfa", CurvePlot).chart = charts.nfa_chart(
+            self.history_view, self.selected, snap.g_star is not None, self.recent)
 
     def set_state(self, state: str, detail: str = "") -> None:
         """Play state and message line of the status bar."""
@@ -139,7 +145,7 @@ class NfaApp(MatrixKeys, Player, App[int]):
         self.show(self.snapshot)
 
     def on_frame_ready(self, message: FrameReady) -> None:
-        if not self.accept(message):
+        if not self.accept(message) or not self.screen_stack:
             return
         start = time.perf_counter()
         snap = message.snaps[0]
@@ -147,7 +153,7 @@ class NfaApp(MatrixKeys, Player, App[int]):
             self.state = message.end
         elif self.playing:
             self.state = "playing"
-        self.detail = "" if self.state != "finished" else f"reached {snap.step} steps; space plays on"
+        self.detail = "" if self.state != "finished" else f"reached {snap.step:,} steps; space plays on"
         self.show(snap)
         self.frame_seconds.append(message.seconds)
         self.ui_seconds.append(time.perf_counter() - start)
@@ -181,7 +187,7 @@ class NfaApp(MatrixKeys, Player, App[int]):
             self.set_state("playing")
 
     def action_step(self) -> None:
-        """n: one training step."""
+        """n: train to the next measurement."""
         if self.snapshot.diverged:
             self.set_state("diverged", f"{self.snapshot.message} (r resets)")
             return
@@ -236,22 +242,22 @@ class NfaApp(MatrixKeys, Player, App[int]):
     def export_to(self, folder: str | None) -> None:
         """Starts the export worker for ``folder`` (None: cancelled)."""
         if folder:
-            self.notify(f"exporting to {folder}…")
+            self.notify(f"exporting to {Path(folder).expanduser().resolve()}…")
             self.run_export(folder)
 
     @work(thread=True, group="export", exit_on_error=False)
     def run_export(self, folder: str) -> None:
         """Worker: writes the CLI's files; reports success or the error as a notification."""
         try:
-            path = export_run(self.engine, folder)
+            path, written = export_run(self.engine, folder)
         except Exception as err:  # noqa: BLE001 - shown to the user
             self.call_from_thread(self.notify, f"export failed: {err}", severity="error")
             return
         self.last_export = path
-        self.call_from_thread(self.notify, f"exported to {path}")
+        self.call_from_thread(self.notify, f"exported to {path}: {', '.join(written)}", timeout=12)
 
     def action_compare(self) -> None:
-        """v: baseline vs SLO from the same initialisation (pauses this run)."""
+        """v: every arm of ``core.arms.make_arms`` from the same initialisation (pauses this run)."""
         from app.tui.compare import CompareScreen
 
         self.pause()

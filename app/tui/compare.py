@@ -1,7 +1,10 @@
-"""The compare view: a baseline and an SLO run from the same initialisation, side by side.
+"""The compare view: every arm of ``core.arms.make_arms`` from one initialisation, side by side.
 
-Both runs use the main run's config and data; the baseline has SLO off, the other SLO on
-(target layer, speed and boost from the config), as ``python -m app.cli compare`` does.
+The arms (baseline optimiser, SLO with boost 1 as the control, SLO) share the main run's
+config, data, seed and so initial weights and batch order; they differ only in ``optim``,
+as in ``python -m app.cli compare``. Arms are drawn in a loop: each gets its colour and
+dash from ``core.arms.PALETTE``, and nothing here depends on an arm's name except the
+text that labels it.
 """
 
 from __future__ import annotations
@@ -14,99 +17,118 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Static
 
-from app.headless import compare_configs
-from app.tui import render, views
+from app.tui import charts, render, views
 from app.tui.messages import FrameReady, Progress, WorkFailed
 from app.tui.player import Player
 from app.tui.selection import MATRIX_BINDINGS, MatrixKeys
 from app.tui.widgets import CurvePlot, HeatmapView, KeyBar
+from core.arms import Arm, make_arms
 from core.config import RunConfig
 from core.data import Dataset
 from core.engine import Engine, Snapshot
 
 
 class CompareTable(Widget):
-    """UC-NFA, C-NFA and quality per layer, baseline → SLO."""
+    """The selected layer's UC-NFA, C-NFA (with standard errors) and more, one row per arm."""
 
     snapshots: reactive[tuple[Snapshot, ...]] = reactive((), always_update=True, layout=True)
     selected = reactive(1)
+    arms: tuple[Arm, ...] = ()
 
     def render(self) -> RenderableType:
-        base, slo = self.snapshots if len(self.snapshots) == 2 else (None, None)
-        return render.compare_table(base, slo, self.selected)
+        return render.compare_table(self.arms, self.snapshots, self.selected) if self.snapshots else Text("")
 
 
 class CompareStatus(Widget):
-    """Step, play state and what is compared."""
+    """Step, play state and the arms compared; then the message (always two lines)."""
 
-    snapshots: reactive[tuple[Snapshot, ...]] = reactive((), always_update=True, layout=True)
+    snapshots: reactive[tuple[Snapshot, ...]] = reactive((), always_update=True)
     state = reactive("paused")
-    detail = reactive("", layout=True)
+    detail = reactive("")
+    arms: tuple[Arm, ...] = ()
 
     def render(self) -> RenderableType:
-        return render.compare_status(self.snapshots, self.state, self.detail) if self.snapshots else Text("")
+        return render.compare_status(self.arms, self.snapshots, self.state, self.detail) if self.snapshots else Text("")
+
+
+class RunLabel(Widget):
+    """An arm's heading above its heatmaps, fitted to the column's width."""
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+
+    def __init__(self, arm: Arm, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.arm = arm
+
+    def render(self) -> RenderableType:
+        return render.run_label(self.arm, self.snapshot, self.size.width) if self.snapshot else Text("")
 
 
 class CompareScreen(MatrixKeys, Player, Screen):
-    """Baseline and SLO trained in step in one worker; space, n, r, [ ], c, k as on the main screen."""
+    """The arms trained in step in one worker; space, n, r, [ ], c, k, x, w as on the main screen."""
 
     BINDINGS = [
         Binding("space", "toggle_play", "play/pause", key_display="space"),
         Binding("n", "step", "step"),
-        Binding("r", "reset", "reset both"),
+        Binding("r", "reset", "reset all"),
         *MATRIX_BINDINGS,
         Binding("escape,v", "close", "back", key_display="esc"),
     ]
 
     def __init__(self, config: RunConfig, dataset: Dataset, selected: int = 1) -> None:
         super().__init__()
-        base_cfg, slo_cfg = compare_configs(config)
-        self.pair = [Engine(base_cfg, dataset=dataset), Engine(slo_cfg, dataset=dataset)]
-        self.snaps = tuple(e.snapshot() for e in self.pair)
+        self.arms = tuple(make_arms(config))
+        self.runs = [Engine(arm.config, dataset=dataset) for arm in self.arms]
+        self.history_views = [charts.new_view() for _ in self.arms]
+        self.snaps = tuple(e.snapshot() for e in self.runs)
         self.selected, self.view, self.centered = selected, views.VIEWS[0], False
         self.state, self.detail = "paused", ""
 
     @property
     def engines(self) -> list[Engine]:
-        return self.pair
+        return self.runs
 
     def compose(self) -> ComposeResult:
         yield CompareStatus(id="compare-status")
         with Horizontal(id="compare-top"):
             yield CompareTable()
-            yield CurvePlot("compare", id="compare-curve")
+            yield CurvePlot(id="compare-curve")
         with Horizontal(id="compare-main"):
-            for name in ("baseline", "slo"):
+            for i, arm in enumerate(self.arms):
                 with Vertical(classes="run-column"):
-                    yield Static(classes="run-label", id=f"label-{name}")
-                    yield HeatmapView(id=f"heat-{name}")
+                    yield RunLabel(arm, classes="run-label", id=f"label-{i}")
+                    yield HeatmapView(id=f"heat-{i}")
         yield KeyBar()
 
     def on_mount(self) -> None:
+        self.query_one(CompareStatus).arms = self.arms
+        self.query_one(CompareTable).arms = self.arms
         self.show(self.snaps)
 
-    def show(self, snaps: tuple[Snapshot, Snapshot]) -> None:
-        """Hands both snapshots and the view settings to the widgets."""
+    def show(self, snaps: tuple[Snapshot, ...]) -> None:
+        """Hands every arm's snapshot and the view settings to the widgets."""
         self.snaps = snaps
+        for view, snap in zip(self.history_views, snaps):
+            view.update(snap.history)
         status = self.query_one(CompareStatus)
         status.snapshots, status.state, status.detail = snaps, self.state, self.detail
         table = self.query_one(CompareTable)
         table.snapshots, table.selected = snaps, self.selected
-        curve = self.query_one(CurvePlot)
-        curve.snapshots, curve.selected = snaps, self.selected
-        for name, snap in zip(("baseline", "slo"), snaps):
-            self.query_one(f"#label-{name}", Static).update(render.run_label(name, snap))
-            heat = self.query_one(f"#heat-{name}", HeatmapView)
+        self.query_one(CurvePlot).chart = charts.compare_chart(self.arms, self.history_views, self.selected,
+                                                               recent=self.recent)
+        for i, (arm, snap) in enumerate(zip(self.arms, snaps)):
+            self.query_one(f"#label-{i}", RunLabel).snapshot = snap
+            heat = self.query_one(f"#heat-{i}", HeatmapView)
             heat.snapshot, heat.selected, heat.view, heat.centered = snap, self.selected, self.view, self.centered
+            heat.robust = self.robust
 
     def on_frame_ready(self, message: FrameReady) -> None:
         message.stop()
         if not self.accept(message):
             return
         self.state = message.end or ("playing" if self.playing else self.state)
-        self.detail = message.snaps[1].message or message.snaps[0].message
+        self.detail = next((s.message for s in reversed(message.snaps) if s.message), "")
         self.show(message.snaps)
 
     def on_progress(self, message: Progress) -> None:
@@ -119,27 +141,27 @@ class CompareScreen(MatrixKeys, Player, Screen):
             self.show(self.snaps)
 
     def action_toggle_play(self) -> None:
-        """Space: play or pause both runs."""
+        """Space: play or pause every arm."""
         if self.playing:
             self.pause()
             self.state = "paused"
         elif any(s.diverged for s in self.snaps):
-            self.detail = "a run diverged: r resets both"
+            self.detail = "an arm diverged: r resets them all"
         else:
             self.play()
             self.state = "playing"
         self.show(self.snaps)
 
     def action_step(self) -> None:
-        """n: one step of each run."""
+        """n: every arm to the next measurement."""
         self.step_once()
         self.state = "paused"
         self.show(self.snaps)
 
     def action_reset(self) -> None:
-        """r: both runs back to their shared start."""
-        self.reset_engines([None, None])
-        self.state, self.detail = "working", "resetting both runs…"
+        """r: every arm back to the shared start."""
+        self.reset_engines([None] * len(self.runs))
+        self.state, self.detail = "working", "resetting every arm…"
         self.show(self.snaps)
 
     def lead_snapshot(self) -> Snapshot:

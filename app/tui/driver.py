@@ -1,6 +1,6 @@
 """Advancing engines frame by frame, without any UI: the training side of the TUI.
 
-A *frame* trains up to the next measurement step (``measure.every``), so every frame
+A *frame* trains up to the next measurement step (``measure.every`` or ``every_epochs``), so every frame
 shows freshly measured matrices and the history keeps the config's measurement grid;
 the terminal app, the compare view and ``benchmarks/bench_tui.py`` share it.
 """
@@ -12,25 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from core.config import Limits
 from core.engine import Engine, Snapshot
 
 StopCheck = Callable[[], bool]
 
-EXPORT_FILES = ("config.json", "metrics.csv", "final.npz", "nfa.png", "heatmaps.png")
-"""The files an export writes, the same as ``python -m app.cli run``."""
+EXPORT_FILES = ("config.json", "metrics.csv", "final.npz", "state.npz", "state.json", "nfa.png", "heatmaps.png")
+"""The files an export writes, the same as ``python -m app.cli run`` (state.* let ``--resume`` continue)."""
+
+PLAY_LIMIT = Limits().max_steps
+"""Playing stops here at the latest (10,000,000 steps, the config's largest run); space plays on."""
 
 
-def play_target(step: int, steps: int) -> int | None:
-    """The step where playing pauses: the next multiple of ``steps`` (None: never)."""
-    if steps <= 0:
-        return None
-    return (step // steps + 1) * steps
-
-
-def frame_steps(step: int, every: int, target: int | None) -> int:
-    """Steps from ``step`` to the next measurement, not past ``target``."""
-    n = every - step % every
-    return n if target is None else max(0, min(n, target - step))
+def frame_steps(step: int, to_next: int, target: int | None) -> int:
+    """Steps of one frame: ``to_next`` (steps to the next measurement), not past ``target``."""
+    return to_next if target is None else max(0, min(to_next, target - step))
 
 
 @dataclass(frozen=True)
@@ -51,7 +47,7 @@ def advance(engines: Sequence[Engine], target: int | None, should_stop: StopChec
     """
     start = time.perf_counter()
     lead = engines[0]
-    n = frame_steps(lead.step_count, lead.config.measure.every, target)
+    n = frame_steps(lead.step_count, lead.steps_to_next_measure(), target)
     if max_steps is not None:
         n = min(n, max_steps)
     for engine in engines:
@@ -69,6 +65,14 @@ def default_export_folder(prefix: str = "tui") -> Path:
     return Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def export_run(engine: Engine, folder: Path | str) -> Path:
-    """Writes the CLI's run files (config, metrics, final arrays, figures) to ``folder``."""
-    return engine.save(Path(folder).expanduser(), figures=True)
+def export_run(engine: Engine, folder: Path | str) -> tuple[Path, list[str]]:
+    """Writes the CLI's run files (config, metrics, final arrays, state, figures) to ``folder``.
+
+    Returns the folder's absolute path and the names of the files this export wrote
+    (those whose modification time is not older than the export's start), sorted.
+    """
+    path = Path(folder).expanduser().resolve()
+    start = time.time_ns()
+    engine.save(path, figures=True)
+    written = sorted(p.name for p in path.iterdir() if p.is_file() and p.stat().st_mtime_ns >= start - 10**7)
+    return path, written

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 from textual import work
 from textual.worker import get_current_worker
 
-from app.tui.driver import Frame, advance, play_target
+from app.tui.driver import PLAY_LIMIT, Frame, advance
 from app.tui.messages import FrameReady, Progress, WorkFailed
 from core.config import RunConfig
 from core.engine import Engine
@@ -38,6 +38,8 @@ class Player:
 
     generation: int = 0
     playing: bool = False
+    play_limit: int = PLAY_LIMIT
+    """The step where playing stops at the latest (the documented run length)."""
 
     @property
     def engines(self) -> Sequence[Engine]:
@@ -45,10 +47,9 @@ class Player:
         raise NotImplementedError
 
     def play(self) -> None:
-        """Plays up to the next multiple of ``steps`` (see ``driver.play_target``)."""
-        lead = self.engines[0]
+        """Plays until paused (or until step ``play_limit``: 10,000,000, the config's largest run)."""
         self.playing = True
-        self.run_frames(self.generation, play_target(lead.step_count, lead.config.steps))
+        self.run_frames(self.generation, self.play_limit)
 
     def pause(self) -> None:
         """Stops the training worker after its current step."""
@@ -56,9 +57,9 @@ class Player:
         self.playing = False
 
     def step_once(self) -> None:
-        """One training step (then a measurement), pausing first."""
+        """Trains to the next measurement (``measure.every`` steps at most), pausing first."""
         self.playing = False
-        self.run_frames(self.generation, None, max_steps=1, max_frames=1)
+        self.run_frames(self.generation, self.play_limit, max_frames=1)
 
     def reset_engines(self, configs: Sequence[RunConfig | None]) -> None:
         """New networks (same seed: same start); frames of the old ones are ignored from now."""

@@ -7,24 +7,25 @@ Textual, so every function can be tested and benchmarked on its own.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
-from rich.color import Color
+from rich.console import Group
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from rich import box
 
-from app.tui.views import Panel
+from app.tui.heatmaps import fit_tokens
+from core.arms import Arm
+from core.diagnostics import LayerStats
 from core.engine import Snapshot
-from core.plots import heatmap_rgb
+from core.series import HistoryView
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 SELECTED = "bold on grey23"
 """Style of the selected layer's row."""
-UPPER_HALF = "▀"
 
 
 # -- numbers -----------------------------------------------------------------------------
@@ -36,11 +37,14 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+LOSS_WIDTH = 9
+
+
 def fmt_loss(value: float | None) -> str:
-    """A loss with four significant digits."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.4g}"
+    """A loss with four significant digits in a fixed-width field (``inf`` when it blew up)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a".rjust(LOSS_WIDTH)
+    return f"{value:.4g}".rjust(LOSS_WIDTH)
 
 
 def sparkline(values: Iterable[float], width: int, lo: float = 0.0, hi: float = 1.0) -> str:
@@ -56,132 +60,6 @@ def sparkline(values: Iterable[float], width: int, lo: float = 0.0, hi: float = 
     return "".join(chars).ljust(width)
 
 
-# -- heatmaps ----------------------------------------------------------------------------
-
-@lru_cache(maxsize=8192)
-def _cell_style(top: tuple[int, int, int], bottom: tuple[int, int, int] | None) -> Style:
-    bg = None if bottom is None else Color.from_rgb(*bottom)
-    return Style(color=Color.from_rgb(*top), bgcolor=bg)
-
-
-def fit_pixels(width: int, height: int) -> int:
-    """Largest square side (in half-block pixels) that fits ``width`` cells by ``height`` rows."""
-    return max(0, min(width, 2 * height))
-
-
-def area_weights(n: int, side: int) -> np.ndarray:
-    """(side, n) weights averaging n cells into side bins by overlap (rows sum to 1)."""
-    edges = np.linspace(0.0, n, side + 1)
-    lo, hi = edges[:-1, None], edges[1:, None]
-    cells = np.arange(n)[None, :]
-    overlap = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo, cells), 0.0, None)
-    return overlap / overlap.sum(axis=1, keepdims=True)
-
-
-def fitted_shape(shape: tuple[int, int], side: int) -> tuple[int, int]:
-    """The shape a matrix is drawn at: scaled down, aspect kept, so no side exceeds ``side``."""
-    rows, cols = shape
-    scale = min(1.0, side / max(rows, cols, 1))
-    return (rows, cols) if scale == 1.0 else (max(1, round(rows * scale)), max(1, round(cols * scale)))
-
-
-def fit_matrix(matrix: np.ndarray, side: int) -> np.ndarray:
-    """``matrix`` shrunk by area averaging so neither side exceeds ``side`` (unchanged if it fits)."""
-    m = np.asarray(matrix, dtype=np.float64)
-    out_r, out_c = fitted_shape(m.shape, side)
-    if (out_r, out_c) == m.shape:
-        return m
-    return area_weights(m.shape[0], out_r) @ m @ area_weights(m.shape[1], out_c).T
-
-
-def heatmap_pixels(matrix: np.ndarray, side: int) -> np.ndarray:
-    """RGB pixels (rows, cols, 3) of ``matrix``: area-averaged down to ``side``, or repeated up to it."""
-    small = fit_matrix(matrix, max(side, 1))
-    rgb = heatmap_rgb(small, max_cells=max(side, 1))
-    factor = max(1, side // max(rgb.shape[0], rgb.shape[1]))
-    if factor > 1:
-        rgb = rgb.repeat(factor, axis=0).repeat(factor, axis=1)
-    return rgb
-
-
-def half_blocks(rgb: np.ndarray) -> Text:
-    """Two pixel rows per text row: the upper half block in the top colour on the bottom colour."""
-    text = Text(no_wrap=True, overflow="crop")
-    rows = rgb.shape[0]
-    for r in range(0, rows, 2):
-        if r:
-            text.append("\n")
-        top = rgb[r]
-        bottom = rgb[r + 1] if r + 1 < rows else None
-        for c in range(rgb.shape[1]):
-            b = None if bottom is None else tuple(int(v) for v in bottom[c])
-            text.append(UPPER_HALF, _cell_style(tuple(int(v) for v in top[c]), b))
-    return text
-
-
-def shown_size(matrix: np.ndarray, side: int) -> tuple[int, int]:
-    """The matrix size as drawn after shrinking to at most ``side`` a side."""
-    return fitted_shape(matrix.shape, max(side, 1))
-
-
-def size_label(matrix: np.ndarray, side: int) -> str:
-    """``20x20``, or ``128x128→43x43`` when drawn smaller than it is."""
-    rows, cols = matrix.shape
-    shown = shown_size(matrix, side)
-    label = f"{rows}x{cols}"
-    return label if shown == (rows, cols) else f"{label}→{shown[0]}x{shown[1]}"
-
-
-def colour_key(scale: float, width: int) -> Text:
-    """A one-line colour bar, blue (-scale) to red (+scale), then ``±scale``."""
-    label = f" ±{scale:.2g}"
-    bar = max(width - len(label), 0)
-    text = Text(no_wrap=True, overflow="crop")
-    if bar:
-        rgb = heatmap_rgb(np.linspace(-1.0, 1.0, bar)[None, :], max_cells=bar)[0]
-        for colour in rgb:
-            text.append("█", Style(color=Color.from_rgb(*(int(v) for v in colour))))
-    text.append(label, style="dim")
-    return text
-
-
-def heatmap_text(matrix: np.ndarray | None, title: str, width: int, height: int,
-                 note: str = "") -> Text:
-    """Title, half-block heatmap, colour key and true size, fitted to ``width`` x ``height`` cells.
-
-    Below 14 rows the colour bar gives way to a taller heatmap (the scale stays in the label).
-    """
-    if matrix is None:
-        return Text(f"{title}\n\n{note}", style="dim", justify="center")
-    bar = height >= 14
-    side = fit_pixels(width, height - (3 if bar else 2))
-    small = fit_matrix(matrix, max(side, 1))
-    scale = float(np.nanmax(np.abs(small))) if small.size else 0.0  # the colour bar's ends
-    scale = scale if math.isfinite(scale) else 0.0
-    label = size_label(matrix, side) + ("" if bar else f" ±{scale:.2g}") + (f"  {note}" if note else "")
-    lines: list[Text] = [Text(title, style="bold", no_wrap=True, overflow="ellipsis")]
-    if side >= 2:
-        rgb = heatmap_pixels(small, side)
-        lines.append(half_blocks(rgb))
-        if bar:
-            lines.append(colour_key(scale, min(width, max(rgb.shape[1], 16))))
-    lines.append(Text(label, style="dim", no_wrap=True, overflow="ellipsis"))
-    out = Text(justify="center", no_wrap=True, overflow="crop")
-    for i, line in enumerate(lines):
-        out.append_text(line if i == 0 else Text("\n").append_text(line))
-    return out
-
-
-def heatmap_pair(pair: tuple[Panel, Panel], width: int, height: int) -> Table:
-    """Two panels in a two-column grid, each fitted to half the width."""
-    half = max((width - 1) // 2, 1)
-    grid = Table.grid(expand=True, padding=(0, 1))
-    grid.add_column(justify="center", ratio=1)
-    grid.add_column(justify="center", ratio=1)
-    grid.add_row(*(heatmap_text(p.matrix, p.title, half, height, p.note) for p in pair))
-    return grid
-
-
 # -- status and table --------------------------------------------------------------------
 
 def optimizer_label(snap: Snapshot) -> str:
@@ -195,58 +73,134 @@ def optimizer_label(snap: Snapshot) -> str:
 
 STATE_STYLES = {"playing": "bold green", "paused": "bold yellow", "finished": "bold cyan",
                 "diverged": "bold red", "error": "bold red", "working": "bold magenta"}
+STATE_WIDTH = max(len(s) for s in STATE_STYLES)
+STEP_WIDTH = 9
+"""Room for a step count up to 9,999,999 with separators."""
+HINT = "space plays until paused · n: to the next measurement · ? help"
+"""The status bar's second line when there is no message (so the bar never changes height)."""
 
 
-def status_text(snap: Snapshot | None, state: str, detail: str = "", step: int | None = None) -> Text:
-    """The status bar: step, losses, state, optimiser and SLO, then any message.
+def step_field(step: int) -> str:
+    """``step     12,345``: a fixed-width step count."""
+    return f"step {step:>{STEP_WIDTH},}"
+
+
+def state_field(state: str) -> Text:
+    """The play state, padded to the longest state's width."""
+    return Text(state.ljust(STATE_WIDTH), style=STATE_STYLES.get(state, ""))
+
+
+def loss_fields(snap: Snapshot) -> list:
+    """``loss 0.01234  test 0.02345  acc 0.953``, every number in a fixed-width field."""
+    parts = [(" loss", "dim"), fmt_loss(snap.train_loss), (" test", "dim"), fmt_loss(snap.test_loss)]
+    if snap.config.data.kind == "digits" or snap.test_accuracy is not None:
+        parts += [(" acc ", "dim"), fmt(snap.test_accuracy).rjust(5)]
+    return parts
+
+
+def status_text(snap: Snapshot | None, state: str, detail: str = "", step: int | None = None) -> Group:
+    """Two lines: step, state and losses; then the optimiser and the message (or a hint).
 
     ``step`` is a newer step count than the snapshot's, while a long frame is still training.
+    Every field has a fixed width and both lines are always there, so nothing moves.
     """
     if snap is None:
-        return Text(f"{state} {detail}".strip(), style=STATE_STYLES.get(state, ""))
-    acc = f" acc {snap.test_accuracy:.3f}" if snap.test_accuracy is not None else ""
+        return Group(_line(state_field(state)), _line(Text(detail or HINT, style="dim")))
     shown = max(snap.step, step or 0)
-    text = Text.assemble(
-        (f"step {shown}", "bold"), "  ",
-        ("loss ", "dim"), fmt_loss(snap.train_loss), ("  test ", "dim"), fmt_loss(snap.test_loss), acc, "  ",
-        (state, STATE_STYLES.get(state, "")), "  ", optimizer_label(snap),
-    )
+    first = Text.assemble((step_field(shown), "bold"), " ", state_field(state), " ", *loss_fields(snap))
     message = detail or snap.message
     if message:
-        text.append("\n")
-        text.append(message, style="red" if state in ("diverged", "error") else "italic")
+        second = Text.assemble((message, "red" if state in ("diverged", "error") else "italic"), "  ",
+                               optimizer_label(snap))
+    else:
+        second = Text.assemble(optimizer_label(snap), "  ", (HINT, "dim"))
+    return Group(_line(first), _line(second))
+
+
+def _line(text: Text) -> Text:
+    """One status line: never wrapped (an ellipsis ends what does not fit)."""
+    text.no_wrap, text.overflow = True, "ellipsis"
     return text
 
 
-def _history(snap: Snapshot, key: str, layer: int) -> np.ndarray:
-    return snap.history.series(key, layer)[1]
+def _recent(view: HistoryView | None, key: str, layer: int) -> np.ndarray:
+    if view is None:
+        return np.zeros(0)
+    return view.series(key, layer, recent=True)[1]
 
 
-TABLE_FIXED = 46
-"""Columns the table needs besides its two sparklines (cells and padding)."""
+@dataclass(frozen=True)
+class Column:
+    """A table column: header, cell text of a layer's stats, width, and drop order (0: kept)."""
+
+    header: str
+    cell: Callable[[LayerStats], str]
+    width: int
+    drop: int
 
 
-def layer_table(snap: Snapshot | None, selected: int, width: int) -> Table:
-    """The per-layer table: shape, UC-NFA, C-NFA, relative movement and both correlations' history."""
+def _se(s: LayerStats, key: str) -> str:
+    v = getattr(s, key, None)
+    return "" if v is None else "±" + fmt(v)
+
+
+COLUMNS = (
+    Column("UC-NFA", lambda s: fmt(s.uc_nfa), 7, 0),
+    Column("±se", lambda s: _se(s, "uc_nfa_se"), 7, 2),
+    Column("C-NFA", lambda s: fmt(s.c_nfa), 7, 0),
+    Column("±se", lambda s: _se(s, "c_nfa_se"), 7, 3),
+    Column("NFM~I", lambda s: fmt(getattr(s, "nfm_identity", None)), 7, 4),
+    Column("AGOP~I", lambda s: fmt(getattr(s, "agop_identity", None)), 7, 4),
+    Column("move", lambda s: fmt(s.rel_movement), 7, 1),
+)
+"""The per-layer numbers; narrow screens drop the highest ``drop`` first (sparklines go before any)."""
+
+
+SPARK_MIN = 6
+"""Narrower sparklines are left out (the curve panel shows the selected layer's trend)."""
+
+
+def table_columns(width: int, quality: bool) -> tuple[list[Column], int]:
+    """The number columns that fit ``width`` and the width of each of the two sparklines (0: none).
+
+    Sparklines go first, then whole number columns in ``drop`` order; a number is never cut.
+    """
+    fixed = 6 + 8 + (8 if quality else 0)  # layer, shape and quality, each with its gap
+    cols = list(COLUMNS)
+    while True:
+        used = fixed + sum(c.width + 1 for c in cols)
+        if used <= width or all(c.drop == 0 for c in cols):
+            spark = (width - used - 2) // 2
+            return cols, spark if spark >= SPARK_MIN else 0
+        worst = max(c.drop for c in cols)
+        cols = [c for c in cols if c.drop != worst]
+
+
+def layer_table(snap: Snapshot | None, selected: int, width: int, view: HistoryView | None = None) -> Table:
+    """The per-layer table: shape, UC-NFA and C-NFA with their standard errors, the identity
+    baselines rho(NFM, I) and rho(AGOP, I), relative movement, quality, and both correlations'
+    recent history as sparklines."""
     quality = snap is not None and snap.g_star is not None
-    spark = max(4, (width - TABLE_FIXED - (8 if quality else 0)) // 2)
-    table = Table(box=box.SIMPLE_HEAD, expand=True, padding=(0, 1), pad_edge=False, show_edge=False)
-    table.add_column("layer", justify="right", no_wrap=True)
-    table.add_column("shape", justify="right", no_wrap=True)
-    for name in ("UC-NFA", "C-NFA", "move"):
-        table.add_column(name, justify="right", no_wrap=True)
+    cols, spark = table_columns(width, quality)
+    table = Table(box=box.SIMPLE_HEAD, expand=bool(spark), padding=0, pad_edge=False,
+                  show_edge=False)
+    table.add_column("layer", justify="right", no_wrap=True, width=5)
+    table.add_column("shape", justify="right", no_wrap=True, width=7)
+    for c in cols:
+        table.add_column(c.header, justify="right", no_wrap=True, width=c.width)
     if quality:
-        table.add_column("quality", justify="right", no_wrap=True)
-    table.add_column("UC trend", no_wrap=True, min_width=4, ratio=1, overflow="crop")
-    table.add_column("C trend", no_wrap=True, min_width=4, ratio=1, overflow="crop")
+        table.add_column("quality", justify="right", no_wrap=True, width=7)
+    if spark:
+        table.add_column("UC trend", no_wrap=True, min_width=spark, ratio=1, overflow="crop")
+        table.add_column("C trend", no_wrap=True, min_width=spark, ratio=1, overflow="crop")
     for s in (snap.layers if snap is not None else ()):
         mark = "▶" if s.layer == selected else " "
-        row = [f"{mark}{s.layer}", f"{s.shape[0]}x{s.shape[1]}", fmt(s.uc_nfa), fmt(s.c_nfa),
-               fmt(s.rel_movement)]
+        row = [f"{mark}{s.layer}", f"{s.shape[0]}x{s.shape[1]}", *(c.cell(s) for c in cols)]
         if quality:
             row.append(fmt(s.feature_quality) if s.layer == 1 else "")
-        row += [Text(sparkline(_history(snap, "uc_nfa", s.layer), spark), style="cyan"),
-                Text(sparkline(_history(snap, "c_nfa", s.layer), spark), style="magenta")]
+        if spark:
+            row += [Text(sparkline(_recent(view, "uc_nfa", s.layer), spark), style="cyan"),
+                    Text(sparkline(_recent(view, "c_nfa", s.layer), spark), style="magenta")]
         table.add_row(*row, style=SELECTED if s.layer == selected else "")
     return table
 
@@ -267,46 +221,45 @@ def help_rows(bindings: Sequence[tuple[str, str]]) -> Table:
     return table
 
 
-def _pair(a: float | None, b: float | None) -> str:
-    return f"{fmt(a, 2)}→{fmt(b, 2)}"
-
-
-def compare_table(base: Snapshot | None, slo: Snapshot | None, selected: int) -> Table:
-    """Per layer: UC-NFA, C-NFA and feature quality, baseline → SLO."""
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False,
-                  caption="baseline → SLO; * SLO target", caption_style="dim")
-    table.add_column("layer", justify="right", no_wrap=True)
-    for name in ("UC-NFA", "C-NFA", "quality"):
+def compare_table(arms: Sequence[Arm], snaps: Sequence[Snapshot], layer: int) -> Table:
+    """The selected layer's numbers for every arm: one row per arm, in the arm's colour."""
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False)
+    table.add_column(f"L{layer}", no_wrap=True)
+    for name in ("UC-NFA", "±se", "C-NFA", "±se", "AGOP~I", "move", "test loss"):
         table.add_column(name, justify="right", no_wrap=True)
-    if base is None or slo is None:
-        return table
-    target = slo.config.optim.slo.target_layer
-    for b, s in zip(base.layers, slo.layers):
-        mark = "▶" if b.layer == selected else " "
-        quality = _pair(b.feature_quality, s.feature_quality) if b.feature_quality is not None else ""
-        name = f"{mark}{b.layer}" + ("*" if b.layer == target else " ")
-        table.add_row(name, _pair(b.uc_nfa, s.uc_nfa), _pair(b.c_nfa, s.c_nfa), quality,
-                      style=SELECTED if b.layer == selected else "")
+    for arm, snap in zip(arms, snaps):
+        s = snap.layer(min(layer, len(snap.layers)))
+        table.add_row(Text(arm.name, style=arm_colour(arm)), fmt(s.uc_nfa), _se(s, "uc_nfa_se"), fmt(s.c_nfa),
+                      _se(s, "c_nfa_se"), fmt(getattr(s, "agop_identity", None)), fmt(s.rel_movement),
+                      fmt_loss(snap.test_loss))
     return table
 
 
-def run_label(name: str, snap: Snapshot) -> Text:
-    """A compare column's one-line heading: run name, optimiser and test loss."""
-    o = snap.config.optim
-    rule = f"layer {o.slo.target_layer} boost {o.slo.boost:g}" if o.slo.enabled else f"{o.name} lr {o.lr:g}"
-    return Text.assemble((name, "bold"), f"  {rule}", ("  test ", "dim"), fmt_loss(snap.test_loss),
+def arm_colour(arm: Arm) -> str:
+    """The arm's colour as a rich style."""
+    return f"bold {arm.color}"
+
+
+def run_label(arm: Arm, snap: Snapshot, width: int) -> Text:
+    """A compare column's one-line heading: the arm's label in its colour, then its test loss.
+
+    The label's comma-separated parts and the loss are whole or absent (no number is cut).
+    """
+    parts = arm.label.split(", ")
+    tokens = [(p, arm_colour(arm), i) for i, p in enumerate(parts)]
+    tokens.append((f"test {fmt_loss(snap.test_loss).strip()}", "dim", 1))
+    return fit_tokens(tokens, width)
+
+
+def compare_status(arms: Sequence[Arm], snaps: Sequence[Snapshot], state: str, detail: str = "") -> Text:
+    """Two lines: step, state, what is compared; then the message (or a hint)."""
+    text = Text.assemble((step_field(snaps[0].step), "bold"), "  ", state_field(state),
+                         f"  {len(arms)} arms from one initialisation and batch order: ",
                          no_wrap=True, overflow="ellipsis")
-
-
-def compare_status(snaps: Sequence[Snapshot], state: str, detail: str = "") -> Text:
-    """The compare view's status: step, state, what is compared, then any message."""
-    slo = snaps[1].config.optim.slo
-    text = Text.assemble(
-        (f"step {snaps[0].step}", "bold"), "  ", (state, STATE_STYLES.get(state, "")),
-        f"  baseline (SLO off) vs SLO on (layer {slo.target_layer}, boost {slo.boost:g}), same start")
-    if detail:
-        text.append("\n")
-        text.append(detail, style="red" if state in ("diverged", "error") else "italic")
+    for i, arm in enumerate(arms):
+        text.append((", " if i else "") + arm.name, style=arm_colour(arm))
+    text.append("\n")
+    text.append(detail or HINT, style="red" if state in ("diverged", "error") else ("italic" if detail else "dim"))
     return text
 
 

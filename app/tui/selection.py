@@ -1,4 +1,4 @@
-"""The ``[`` ``]`` ``c`` ``k`` actions, shared by the main screen and the compare screen."""
+"""The ``[`` ``]`` ``c`` ``k`` ``x`` ``w`` actions, shared by the main screen and the compare screen."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ MATRIX_BINDINGS = [
     Binding("right_square_bracket", "layer(1)", "next layer", key_display="]", group=LAYER),
     Binding("c", "toggle_centered", "centered"),
     Binding("k", "cycle_view", "matrices"),
+    Binding("x", "toggle_scale", "scale"),
+    Binding("w", "toggle_window", "window"),
 ]
 """The keys of MatrixKeys' actions, for both screens' binding lists."""
 
@@ -22,13 +24,17 @@ MATRIX_BINDINGS = [
 class MatrixKeys:
     """Layer and matrix-view selection.
 
-    A host keeps ``selected`` (1-based layer), ``view`` and ``centered``, and implements
+    A host keeps ``selected`` (1-based layer), ``view``, ``centered``, ``robust`` (heatmap
+    colour scale at the 99th percentile instead of the maximum) and ``recent`` (curves show
+    the recent window instead of the whole run), and implements
     ``lead_snapshot()`` (the snapshot that decides the layer count and views) and ``redraw()``.
     """
 
     selected: int
     view: str
     centered: bool
+    robust: bool = False
+    recent: bool = False
 
     def lead_snapshot(self) -> Snapshot:
         raise NotImplementedError
@@ -51,4 +57,14 @@ class MatrixKeys:
     def action_cycle_view(self) -> None:
         """k: the next matrix view."""
         self.view = views.next_view(self.lead_snapshot(), self.view)
+        self.redraw()
+
+    def action_toggle_scale(self) -> None:
+        """x: heatmap colours scaled at the maximum, or at the 99th percentile (larger values clip)."""
+        self.robust = not self.robust
+        self.redraw()
+
+    def action_toggle_window(self) -> None:
+        """w: curves over the whole run, or the recent window (raw measurements)."""
+        self.recent = not self.recent
         self.redraw()

@@ -10,17 +10,18 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from app.tui import charts, render, views
-from app.tui.plotting import chart_text
+from app.tui import heatmaps, render, views
+from app.tui.plotting import Chart, chart_text
 from core.engine import Snapshot
+from core.series import HistoryView
 
 
 class StatusBar(Widget):
-    """Step, losses, play state, optimiser and SLO, then the latest message."""
+    """Step, losses, play state, optimiser and SLO, then the latest message (always two lines)."""
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, layout=True)
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
     state = reactive("paused")
-    detail = reactive("", layout=True)
+    detail = reactive("")
     step = reactive(0)
 
     def render(self) -> RenderableType:
@@ -32,6 +33,8 @@ class LayerTable(Widget):
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, layout=True)
     selected = reactive(1)
+    view: HistoryView | None = None
+    """The run's bounded history view (the sparklines draw its recent window)."""
 
     class Selected(Message):
         """The user clicked a layer's row."""
@@ -41,7 +44,7 @@ class LayerTable(Widget):
             self.layer = layer
 
     def render(self) -> RenderableType:
-        table = render.layer_table(self.snapshot, self.selected, self.size.width)
+        table = render.layer_table(self.snapshot, self.selected, self.size.width, self.view)
         if self.snapshot is None:
             return table
         return Group(table, Text(render.measure_caption(self.snapshot), style="dim", no_wrap=True,
@@ -60,40 +63,24 @@ class HeatmapView(Widget):
     selected = reactive(1)
     view = reactive(views.VIEWS[0])
     centered = reactive(False)
+    robust = reactive(False)
 
     def render(self) -> RenderableType:
         if self.snapshot is None:
             return Text("waiting for the first measurement…", style="dim")
         pair = views.panels(self.snapshot, min(self.selected, len(self.snapshot.layers)), self.view, self.centered)
-        return render.heatmap_pair(pair, self.size.width, self.size.height)
+        return heatmaps.heatmap_pair(pair, self.size.width, self.size.height, self.robust)
 
 
 class CurvePlot(Widget):
-    """A plotext chart: ``loss``, ``nfa`` (selected layer) or ``compare`` (baseline vs SLO)."""
+    """A line chart (``charts.loss_chart``, ``nfa_chart`` or ``compare_chart``) fitted to its size."""
 
-    snapshots: reactive[tuple[Snapshot, ...]] = reactive((), always_update=True)
-    selected = reactive(1)
-
-    def __init__(self, kind: str, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
-        self.kind = kind
-
-    def chart(self) -> charts.Chart | None:
-        """The chart for the current snapshots, or None before the first one."""
-        if not self.snapshots:
-            return None
-        layer = min(self.selected, len(self.snapshots[0].layers))
-        if self.kind == "loss":
-            return charts.loss_chart(self.snapshots[0])
-        if self.kind == "compare" and len(self.snapshots) == 2:
-            return charts.compare_chart(*self.snapshots, layer)
-        return charts.nfa_chart(self.snapshots[0], layer)
+    chart: reactive[Chart | None] = reactive(None, always_update=True)
 
     def render(self) -> RenderableType:
-        chart = self.chart()
-        if chart is None:
+        if self.chart is None:
             return Text("")
-        return chart_text(chart.title, chart.curves, self.size.width, self.size.height, chart.log, chart.ylim)
+        return chart_text(self.chart, self.size.width, self.size.height)
 
 
 class KeyBar(Widget):
