@@ -24,7 +24,7 @@ from core.history import History
 class MinMaxSeries:
     """At most ``capacity`` step buckets of (min, max, last); NaN values leave gaps."""
 
-    __slots__ = ("capacity", "width", "_keys", "_min", "_max", "_last", "count")
+    __slots__ = ("capacity", "width", "_keys", "_min", "_max", "_last", "count", "_done_steps", "_done_values", "_n_done")
 
     def __init__(self, capacity: int = 512):
         if capacity < 2:
@@ -36,6 +36,13 @@ class MinMaxSeries:
         self._max: list[tuple[int, float]] = []
         self._last: list[tuple[int, float]] = []
         self.count = 0
+        self._clear_done()
+
+    def _clear_done(self) -> None:
+        """Forgets the cached points of the closed buckets (after buckets merge)."""
+        self._done_steps: list[int] = []
+        self._done_values: list[float] = []
+        self._n_done = 0
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -65,6 +72,7 @@ class MinMaxSeries:
     def _coarsen(self) -> None:
         """Doubles the bucket width, merging buckets that now share a key."""
         self.width *= 2
+        self._clear_done()
         keys, mins, maxs, lasts = self._keys, self._min, self._max, self._last
         self._keys, self._min, self._max, self._last = [], [], [], []
         for key, lo, hi, last in zip(keys, mins, maxs, lasts):
@@ -78,17 +86,29 @@ class MinMaxSeries:
                 self._last.append(last)
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, values): each bucket's min and max in step order, and the very last point."""
-        steps: list[int] = []
-        values: list[float] = []
-        for lo, hi in zip(self._min, self._max):
-            for s, v in sorted({lo, hi}, key=lambda p: p[0]):
-                steps.append(s)
-                values.append(v)
+        """(steps, values): each bucket's min and max in step order, and the very last point.
+
+        Buckets before the last one no longer change (until buckets merge), so their points
+        are kept between calls: a call costs the buckets closed since the last call.
+        """
+        closed = len(self._keys) - 1
+        for i in range(self._n_done, closed):
+            self._add_bucket(i, self._done_steps, self._done_values)
+        self._n_done = max(closed, self._n_done)
+        steps, values = list(self._done_steps), list(self._done_values)
+        if self._keys:
+            self._add_bucket(len(self._keys) - 1, steps, values)
         if self._last and (not steps or steps[-1] != self._last[-1][0]):
             steps.append(self._last[-1][0])
             values.append(self._last[-1][1])
         return np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64)
+
+    def _add_bucket(self, i: int, steps: list[int], values: list[float]) -> None:
+        """Appends bucket ``i``'s min and max (once if they are the same point), in step order."""
+        lo, hi = self._min[i], self._max[i]
+        for s, v in sorted({lo, hi}, key=lambda p: p[0]):
+            steps.append(s)
+            values.append(v)
 
 
 def _less(a: float, b: float) -> bool:

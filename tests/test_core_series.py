@@ -128,3 +128,21 @@ def test_make_arms_differ_only_in_optim():
 def test_make_arms_without_boost_has_no_separate_control():
     cfg = preset_config("quickstart").replace(**{"optim.slo.boost": 1.0})
     assert [a.name for a in make_arms(cfg)] == ["baseline", "slo"]
+
+
+def test_minmax_points_between_appends_equal_points_computed_once():
+    """points() keeps the closed buckets' points between calls; it must equal a one-shot read."""
+    rng = np.random.default_rng(5)
+    live = MinMaxSeries(capacity=16)
+    fed = []
+    for step in range(0, 3000, 3):
+        value = float("nan") if rng.random() < 0.05 else float(rng.normal())
+        live.append(step, value)
+        fed.append((step, value))
+        if rng.random() < 0.3:  # read now and then, across merges
+            once = MinMaxSeries(capacity=16)
+            for s, v in fed:
+                once.append(s, v)
+            a, b = live.points(), once.points()
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
