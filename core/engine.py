@@ -264,23 +264,19 @@ class Engine:
                 loss = self._train_step(last=done == n - 1)
                 done += 1
                 if not torch.isfinite(loss):
-                    value = float(loss.detach())
-                    self._diverge(f"the training loss is {value}", (value, float("nan"), None))
+                    self._diverge(f"the training loss is {float(loss.detach())}")
                 elif self._measure_due(self._step):
                     self._measure(record=True)
         return done
 
-    def _diverge(self, why: str, losses: tuple[float, float, float | None] | None = None) -> None:
-        """Marks the run diverged; ``losses`` (train, test, accuracy) are those of the step it
-        diverged at, so the snapshot shows them beside the message (matrices stay as last measured)."""
+    def _diverge(self, why: str) -> None:
         self._status = DIVERGED
         o = self.config.optim
         hint = (f"lower optim.slo.speed (now {o.slo.speed:g}) or optim.slo.boost" if o.slo.enabled
                 else f"lower optim.lr (now {o.lr:g})")
         self._message = f"diverged at step {self._step}: {why}; {hint} and reset"
         if self._last is not None:
-            extra = {} if losses is None else dict(zip(("train_loss", "test_loss", "test_accuracy"), losses))
-            self._last = _replace(self._last, step=self._step, status=DIVERGED, message=self._message, **extra)
+            self._last = _replace(self._last, step=self._step, status=DIVERGED, message=self._message)
 
     def run(self, steps: int | None = None, on_measure: Callable[[Snapshot], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> Snapshot:
@@ -314,7 +310,7 @@ class Engine:
 
     def _measure(self, record: bool) -> Snapshot:
         if not self._weights_finite():
-            self._diverge("a weight became non-finite", (float("nan"), float("nan"), None))
+            self._diverge("a weight became non-finite")
             return self._last
         cfg = self.config
         was_training = self.model.training
@@ -322,7 +318,7 @@ class Engine:
         train, test, acc = self._losses()
         if not (np.isfinite(train) and np.isfinite(test)):
             self.model.train(was_training)
-            self._diverge(f"the loss is {train if not np.isfinite(train) else test}", (train, test, acc))
+            self._diverge(f"the loss is {train if not np.isfinite(train) else test}")
             if self._last is not None:
                 return self._last
         layers = self._with_step_norms(measure_model(self.model, self._w0, self._x_measure,

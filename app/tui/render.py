@@ -91,10 +91,16 @@ def state_field(state: str) -> Text:
 
 
 def loss_fields(snap: Snapshot) -> list:
-    """``loss 0.01234  test 0.02345  acc 0.953``, every number in a fixed-width field."""
-    parts = [(" loss", "dim"), fmt_loss(snap.train_loss), (" test", "dim"), fmt_loss(snap.test_loss)]
-    if snap.config.data.kind == "digits" or snap.test_accuracy is not None:
-        parts += [(" acc ", "dim"), fmt(snap.test_accuracy).rjust(5)]
+    """`` loss  0.01234 test  0.02345 acc 0.953``, every number in a fixed-width field.
+
+    A run that diverged between measurements shows ``n/a``: its last measured losses belong
+    to an earlier step than the one the status names (the message gives the loss that blew up).
+    """
+    stale = snap.diverged and snap.measured_step != snap.step  # the step it names was never measured
+    train, test, acc = (None, None, None) if stale else (snap.train_loss, snap.test_loss, snap.test_accuracy)
+    parts = [(" loss", "dim"), fmt_loss(train), (" test", "dim"), fmt_loss(test)]
+    if snap.config.data.kind == "digits" or acc is not None:
+        parts += [(" acc ", "dim"), fmt(acc).rjust(5)]
     return parts
 
 
