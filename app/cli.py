@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m app.cli", description="NFA Explorer: watch feature learning as alignment.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, help_text in (("run", "train headless and write a run folder"),
-                            ("compare", "the same run with SLO off and on, from the same start")):
+                            ("compare", "baseline, control (SLO boost 1) and SLO from the same start and batches")):
         p = sub.add_parser(name, help=help_text)
         _add_config_args(p)
         p.add_argument("--out", type=Path, help="output folder (default runs/<command>-<time>)")
@@ -104,7 +104,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_command(cfg, out, quiet=args.quiet)
     if args.command == "compare":
         cfg, out = resolve_config(args), _prepare_out(args.out or _default_out("compare"))
-        from app.headless import compare_command  # after the config checks: user errors need no torch import
+        from app.compare import compare_command  # after the config checks: user errors need no torch import
 
         return compare_command(cfg, out, quiet=args.quiet)
     if args.command == "web":

@@ -186,29 +186,37 @@ def test_run_config_json_reproduces_the_run(launched):
 
 # -- compare ------------------------------------------------------------------------------------
 
-def test_compare_baseline_vs_slo(launched):
+def test_compare_three_arms(launched):
     res = launched.result("compare")
     assert res.returncode == 0, res.stderr
     _no_traceback(res)
     cmp = launched.root / "cmp"
-    for side, enabled in (("baseline", False), ("slo", True)):
+    for side, enabled, boost in (("baseline", False, 10.0), ("control", True, 1.0), ("slo", True, 10.0)):
         assert {"config.json", "metrics.csv", "final.npz", "nfa.png", "heatmaps.png"} <= {p.name for p in (cmp / side).iterdir()}
         cfg = json.loads((cmp / side / "config.json").read_text())
         assert cfg["optim"]["slo"]["enabled"] is enabled and cfg["steps"] == COMPARE_STEPS
-    with np.load(cmp / "baseline" / "final.npz") as a, np.load(cmp / "slo" / "final.npz") as b:
+        assert cfg["optim"]["slo"]["boost"] == boost
+    with np.load(cmp / "baseline" / "final.npz") as a, np.load(cmp / "slo" / "final.npz") as b, \
+            np.load(cmp / "control" / "final.npz") as c:
         np.testing.assert_array_equal(a["layer1.W0"], b["layer1.W0"])  # same start
+        np.testing.assert_array_equal(a["layer1.W0"], c["layer1.W0"])
         np.testing.assert_array_equal(a["X_measure"], b["X_measure"])
         assert not np.array_equal(a["layer1.W"], b["layer1.W"])
     with open(cmp / "compare.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert rows and {"step", "layer", "uc_nfa_baseline", "uc_nfa_slo", "feature_quality_baseline",
-                     "feature_quality_slo"} <= set(rows[0])
-    first = [r for r in rows if r["step"] == "0" and r["layer"] == "1"][0]
-    assert first["uc_nfa_baseline"] == first["uc_nfa_slo"]  # identical initial networks
-    last = [r for r in rows if r["step"] == str(COMPARE_STEPS) and r["layer"] == "1"][0]
-    assert float(last["uc_nfa_slo"]) > float(last["uc_nfa_baseline"]) + 0.1
-    assert float(last["feature_quality_slo"]) > float(last["feature_quality_baseline"]) + 0.1
-    assert "SLO target" in res.stdout
+    assert rows and {"arm", "step", "layer", "uc_nfa", "feature_quality", "step_norm"} <= set(rows[0])
+    assert {r["arm"] for r in rows} == {"baseline", "control", "slo"}
+    first = {r["arm"]: r["uc_nfa"] for r in rows if r["step"] == "0" and r["layer"] == "1"}
+    assert len(set(first.values())) == 1  # identical initial networks
+
+    def last(arm, key):
+        return float([r for r in rows if r["arm"] == arm and r["step"] == str(COMPARE_STEPS)
+                      and r["layer"] == "1"][0][key])
+
+    assert last("slo", "uc_nfa") > last("baseline", "uc_nfa") + 0.1
+    assert last("slo", "feature_quality") > last("baseline", "feature_quality") + 0.1
+    assert last("slo", "uc_nfa") > last("control", "uc_nfa")  # the boost, not the normalised steps
+    assert "SLO target" in res.stdout and (cmp / "compare.png").is_file()
 
 
 # -- divergence -----------------------------------------------------------------------------------

@@ -100,3 +100,18 @@ def test_tui_config_screen_edits_the_new_settings():
     with one_torch_thread():
         torch.manual_seed(0)
         run(body)
+
+
+def test_tui_frames_follow_the_epoch_schedule():
+    from app.tui.driver import advance
+    from core.engine import Engine
+
+    cfg = preset_config("quickstart").replace(**{"data.n_train": 100, "data.n_test": 20, "model.width": 8,
+                                                   "optim.batch_size": 32, "measure.every": 7,
+                                                   "measure.every_epochs": 1, "measure.n_points": 0,
+                                                   "device": "cpu"})
+    engine = Engine(cfg)
+    frame = advance([engine], None, lambda: False)
+    assert frame.snaps[0].step == 4 and engine.history.last_step == 4  # one epoch: 32+32+32+4 points
+    frame = advance([engine], 6, lambda: False)
+    assert frame.snaps[0].step == 6 and frame.done
