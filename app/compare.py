@@ -23,7 +23,7 @@ from core.history import COLUMNS, History
 from core.iofiles import atomic_write_text
 
 SLOW_BASELINE = 0.1
-"""A baseline whose median step norm is below this share of the SLO arm's (any layer) is flagged."""
+"""A baseline whose median step norm is below this share of SLO's unboosted speed (any layer) is flagged."""
 
 DASHES = {"solid": "-", "dash": "--", "dot": ":", "dashdot": "-.", "longdash": (0, (8, 3))}
 """Arm dash names (plotly's) as matplotlib line styles."""
@@ -51,22 +51,28 @@ def median_step_norms(history: History, after: int = 0) -> dict[int, float]:
 
 
 def speed_note(arms: Sequence[Arm], snaps: dict[str, Snapshot]) -> str:
-    """A warning when the baseline's steps are far smaller than SLO's, else a one-line ratio."""
-    if "baseline" not in snaps or "slo" not in snaps:
+    """A warning when the baseline's steps are far smaller than SLO's unboosted ones, else the ratios.
+
+    The reference is the control arm (every layer at SLO's speed, no boost), or the SLO arm
+    when there is no control (boost 1): the target layer's boost is SLO's point, but a
+    baseline that moves every layer far slower than SLO's base speed is under-trained.
+    """
+    ref = "control" if "control" in snaps else "slo"
+    if "baseline" not in snaps or ref not in snaps:
         return ""
     after = arms[0].config.optim.warmup_steps
     base = median_step_norms(snaps["baseline"].history, after)
-    slo = median_step_norms(snaps["slo"].history, after)
-    ratios = {l: base[l] / slo[l] for l in base if slo.get(l, 0) > 0 and np.isfinite(base[l])}
+    other = median_step_norms(snaps[ref].history, after)
+    ratios = {l: base[l] / other[l] for l in base if other.get(l, 0) > 0 and np.isfinite(base[l])}
     if not ratios:
         return ""
     worst = min(ratios, key=ratios.get)
     text = ", ".join(f"layer {l} {r:.3g}" for l, r in sorted(ratios.items()))
     if ratios[worst] < SLOW_BASELINE:
-        return (f"warning: the baseline moves far slower than SLO: median step norm baseline/SLO {text}; "
-                f"layer {worst}: {base[worst]:.3g} vs {slo[worst]:.3g}. Differences may be speed, not SLO; "
+        return (f"warning: the baseline moves far slower than SLO: median step norm baseline/{ref} {text}; "
+                f"layer {worst}: {base[worst]:.3g} vs {other[worst]:.3g}. Differences may be speed, not SLO; "
                 "raise the baseline's optim.lr or lower optim.slo.speed")
-    return f"step norm baseline/SLO (median after warm-up): {text}"
+    return f"step norm baseline/{ref} (median after warm-up): {text}"
 
 
 def summary_table(arms: Sequence[Arm], snaps: dict[str, Snapshot]) -> str:

@@ -1,4 +1,8 @@
-"""Headless ``run`` and ``compare``: train, print progress and a table, write the run folder."""
+"""Headless ``run``: train, print progress and a table, write the run folder.
+
+``compare`` lives in ``app.compare``; ``compare_configs`` and ``compare_csv`` here are the
+two-run (baseline, SLO) helpers the web and terminal compare views still use.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ from pathlib import Path
 
 from core.engine import Engine, Snapshot
 from core.history import History
-from core.iofiles import atomic_write_text
-from core.plots import nfa_figure, save_figure
 
 EXIT_OK, EXIT_DIVERGED = 0, 3
 
@@ -122,50 +124,3 @@ def compare_csv(base: History, slo: History) -> str:
 
 def _cell(v) -> str:
     return "" if v is None else repr(float(v))
-
-
-def compare_command(cfg, out: Path, quiet: bool = False) -> int:
-    """``compare``: baseline and SLO from the same initial weights and batches."""
-    base_cfg, slo_cfg = compare_configs(cfg)
-    snaps = {}
-    status = EXIT_OK
-    for name, c in (("baseline", base_cfg), ("slo", slo_cfg)):
-        engine = Engine(c)
-        print(f"{name}: {engine.snapshot().optimizer}", file=sys.stderr)
-        snaps[name] = train(engine, c.steps, label=f"{name:>8} ", quiet=quiet)
-        print(f"== {name} ==")
-        status = max(status, _finish(engine, snaps[name], out / name))
-    atomic_write_text(out / "compare.csv", compare_csv(snaps["baseline"].history, snaps["slo"].history))
-    save_figure(_compare_figure(snaps["baseline"].history, snaps["slo"].history, cfg), out / "compare.png")
-    print(_compare_summary(snaps["baseline"], snaps["slo"], cfg.optim.slo.target_layer))
-    print(f"wrote {out / 'compare.csv'}")
-    return status
-
-
-def _compare_summary(base: Snapshot, slo: Snapshot, target: int) -> str:
-    lines = [f"{'layer':>5} {'UC-NFA base':>12} {'UC-NFA SLO':>11} {'quality base':>13} {'quality SLO':>12}"]
-    for b, s in zip(base.layers, slo.layers):
-        mark = " <- SLO target" if b.layer == target else ""
-        lines.append(f"{b.layer:>5} {b.uc_nfa:>12.4f} {s.uc_nfa:>11.4f} {_fmt(b.feature_quality):>13} "
-                     f"{_fmt(s.feature_quality):>12}{mark}")
-    lines.append(f"test loss: baseline {base.test_loss:.5g}, SLO {slo.test_loss:.5g}")
-    return "\n".join(lines)
-
-
-def _compare_figure(base: History, slo: History, cfg):
-    import matplotlib.pyplot as plt
-
-    layers = base.layers()
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.4 * len(layers), 3.0), squeeze=False, sharey=True)
-    for ax, layer in zip(axes[0], layers):
-        for hist, name, color in ((base, "baseline", "tab:gray"), (slo, "SLO", "tab:red")):
-            steps, uc = hist.series("uc_nfa", layer)
-            ax.plot(steps, uc, color=color, label=f"UC-NFA {name}")
-        target = " (SLO target)" if layer == cfg.optim.slo.target_layer else ""
-        ax.set_title(f"layer {layer}{target}", fontsize=10)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("UC-NFA")
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
