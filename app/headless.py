@@ -2,6 +2,9 @@
 
 ``compare`` lives in ``app.compare``; ``compare_configs`` and ``compare_csv`` here are the
 two-run (baseline, SLO) helpers the web and terminal compare views still use.
+
+Training goes through :func:`train`, which checkpoints the run folder on a timer and on
+SIGINT/SIGTERM (``app.checkpoints``); ``run --resume DIR`` continues such a folder.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from app.checkpoints import DEFAULT_EVERY_S, train_with_checkpoints
 from core.engine import Engine, Snapshot
 from core.history import History
 
@@ -36,7 +40,7 @@ class Progress:
             return
         self._last_decile = decile
         bar = "#" * int(frac * 24) + "." * (24 - int(frac * 24))
-        uc = " ".join(f"{s.uc_nfa:.2f}" for s in snap.layers)
+        uc = " ".join(_fmt(s.uc_nfa, 2) for s in snap.layers)
         rate = done / max(time.perf_counter() - self.start, 1e-9)
         line = (f"{self.label}[{bar}] {done}/{self.total} loss {snap.train_loss:.4g} "
                 f"test {snap.test_loss:.4g} UC-NFA {uc} ({rate:.0f} steps/s)")
@@ -48,13 +52,21 @@ class Progress:
             self.stream.write("\n")
 
 
-def train(engine: Engine, steps: int, label: str = "", quiet: bool = False) -> Snapshot:
-    """Runs ``steps`` steps with a progress bar; returns the final snapshot."""
+def train(engine: Engine, steps: int, label: str = "", quiet: bool = False,
+          checkpoint: Path | None = None, every_s: float = DEFAULT_EVERY_S) -> Snapshot:
+    """Runs ``steps`` more steps with a progress bar; returns the final snapshot.
+
+    ``checkpoint``: a run folder saved (loadable, resumable) every ``every_s`` seconds and on
+    SIGINT/SIGTERM, after which ``app.checkpoints.Interrupted`` is raised. The caller writes
+    the final folder (``_finish``).
+    """
     progress = Progress(steps, label, quiet)
     start = engine.step_count
-    snap = engine.run(steps, on_measure=lambda s: progress.update(s.step - start, s))
-    progress.close()
-    return snap
+    try:
+        return train_with_checkpoints(engine, steps, checkpoint, every_s,
+                                      on_measure=lambda s: progress.update(s.step - start, s))
+    finally:
+        progress.close()
 
 
 def layer_table(snap: Snapshot) -> str:
@@ -63,22 +75,24 @@ def layer_table(snap: Snapshot) -> str:
     lines = [head, "-" * len(head)]
     for s in snap.layers:
         shape = f"{s.shape[0]}x{s.shape[1]}"
-        lines.append(f"{s.layer:>5} {shape:>11} {s.uc_nfa:>8.4f} {_fmt(s.c_nfa):>8} "
-                     f"{s.rel_movement:>9.4f} {s.diag_share:>10.4f} {_fmt(s.feature_quality):>8}")
+        lines.append(f"{s.layer:>5} {shape:>11} {_fmt(s.uc_nfa):>8} {_fmt(s.c_nfa):>8} "
+                     f"{_fmt(s.rel_movement):>9} {_fmt(s.diag_share):>10} {_fmt(s.feature_quality):>8}")
     acc = f", test accuracy {snap.test_accuracy:.3f}" if snap.test_accuracy is not None else ""
-    lines.append(f"step {snap.measured_step}: train loss {snap.train_loss:.5g}, test loss {snap.test_loss:.5g}{acc}; "
+    lines.append(f"step {snap.measured_step}: train loss {_fmt(snap.train_loss, 5, 'g')}, "
+                 f"test loss {_fmt(snap.test_loss, 5, 'g')}{acc}; "
                  f"{snap.config.measure.correlation} correlation, alpha {snap.config.measure.alpha:g}")
     return "\n".join(lines)
 
 
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.4f}"
+def _fmt(v: float | None, digits: int = 4, kind: str = "f") -> str:
+    """A number for the tables; "n/a" where it is undefined (None or NaN)."""
+    return "n/a" if v is None or v != v else f"{v:.{digits}{kind}}"
 
 
 def _finish(engine: Engine, snap: Snapshot, out: Path) -> int:
     engine.save(out, figures=True)
     print(layer_table(snap))
-    if snap.diverged:
+    if snap.stopped:  # diverged, or a layer died: measurements up to there are kept
         print(snap.message, file=sys.stderr)
         print(f"wrote {out} (measurements up to step {snap.measured_step})")
         return EXIT_DIVERGED
@@ -86,13 +100,39 @@ def _finish(engine: Engine, snap: Snapshot, out: Path) -> int:
     return EXIT_OK
 
 
-def run_command(cfg, out: Path, quiet: bool = False) -> int:
-    """``run``: one headless training run."""
+def run_command(cfg, out: Path, quiet: bool = False, every_s: float = DEFAULT_EVERY_S) -> int:
+    """``run``: one headless training run, checkpointed into ``out``."""
     engine = Engine(cfg)
     print(f"run: {engine.dataset.description}; {cfg.model.depth}x{cfg.model.width} {cfg.model.activation} MLP; "
           f"{engine.snapshot().optimizer}; {cfg.steps} steps on {engine.device}", file=sys.stderr)
-    snap = train(engine, cfg.steps, quiet=quiet)
+    _note_points(engine)
+    engine.save(out, measure=False)  # a resumable folder from step 0 on
+    snap = train(engine, cfg.steps, quiet=quiet, checkpoint=out, every_s=every_s)
     return _finish(engine, snap, out)
+
+
+def resume_command(folder: Path, quiet: bool = False, every_s: float = DEFAULT_EVERY_S) -> int:
+    """``run --resume DIR``: continues a checkpointed run to its ``steps``, bit-for-bit on CPU."""
+    engine = Engine.load(folder)
+    cfg, done = engine.config, engine.step_count
+    snap = engine.snapshot()
+    if snap.stopped:
+        print(layer_table(snap))
+        print(f"{snap.message}", file=sys.stderr)
+        print(f"nothing to resume: the run in {folder} stopped at step {done} ({engine.status})", file=sys.stderr)
+        return EXIT_DIVERGED
+    print(f"resume: {folder} at step {done} of {cfg.steps}; {engine.dataset.description}; "
+          f"{snap.optimizer} on {engine.device}", file=sys.stderr)
+    snap = train(engine, max(cfg.steps - done, 0), quiet=quiet, checkpoint=folder, every_s=every_s)
+    return _finish(engine, snap, folder)
+
+
+def _note_points(engine: Engine) -> None:
+    """Says so when measure.n_points asks for more points than the training set has."""
+    asked, used = engine.config.measure.n_points, int(engine.dataset.measure_index.shape[0])
+    if 0 < used < asked:
+        print(f"note: measure.n_points is {asked} but the training set has {used} points; "
+              f"K and AGOP are averaged over all {used}", file=sys.stderr)
 
 
 def compare_configs(cfg):

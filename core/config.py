@@ -194,6 +194,11 @@ class Limits:
     max_d: int = 4096
     max_points: int = 10_000
 
+    @staticmethod
+    def env_name(field_name: str, prefix: str = "NFA_") -> str:
+        """The environment variable that sets a cap: ``max_width`` -> ``NFA_MAX_WIDTH``."""
+        return prefix + field_name.upper()
+
     @classmethod
     def from_env(cls, prefix: str = "NFA_") -> "Limits":
         values = {}
@@ -201,10 +206,10 @@ class Limits:
             env = os.environ.get(prefix + f.name.upper())
             if env is None:
                 continue
-            try:
-                values[f.name] = int(env)
-            except ValueError:
-                raise ConfigError(prefix + f.name.upper(), f"must be an integer, got {env!r}") from None
+            text = env.strip()
+            if not (text.isdigit() and len(text) <= 12 and int(text) >= 1):
+                raise ConfigError(prefix + f.name.upper(), f"must be a positive integer, got {env[:40]!r}")
+            values[f.name] = int(text)
         return cls(**values)
 
 
@@ -253,10 +258,60 @@ def _merge(obj: Any, raw: dict[str, Any], prefix: str) -> Any:
     return obj
 
 
-def parse_scalar(text: str) -> Any:
+MAX_JSON_DEPTH = 32
+"""Nesting depth allowed in a config file or ``--set`` value (a config needs 3)."""
+MAX_INT_DIGITS = 30
+"""Digits allowed in a JSON integer (seeds and sizes need 10)."""
+MAX_CONFIG_BYTES = 1 << 20
+"""Size of a config file read (a full config is under 1 KiB)."""
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of [ and { in a JSON text (strings ignored), without parsing it."""
+    depth = deepest = 0
+    for ch in _NOT_BRACKET.sub("", _STRINGS.sub("", text)):
+        depth += 1 if ch in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _bounded_int(text: str) -> int:
+    digits = text.lstrip("-")
+    if len(digits) > MAX_INT_DIGITS:
+        raise _TooLong(f"an integer of {len(digits)} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _no_constant(name: str) -> Any:
+    raise _TooLong(f"{name} (not a JSON number; use a finite number)")
+
+
+class _TooLong(ValueError):
+    pass
+
+
+def parse_json(text: str, key: str) -> Any:
+    """``json.loads`` with depth and integer size bounded; raises ConfigError naming ``key``.
+
+    Raises json.JSONDecodeError for text that is not JSON at all.
+    """
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ConfigError(key, f"JSON nested {depth} deep; at most {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
+    except _TooLong as err:
+        raise ConfigError(key, f"holds {err}") from None
+    except RecursionError:
+        raise ConfigError(key, f"JSON nested too deep; at most {MAX_JSON_DEPTH} levels") from None
+
+
+def parse_scalar(text: str, key: str = "--set") -> Any:
     """Parses a ``--set`` value: JSON if it parses (numbers, true/false), else the raw string."""
     try:
-        return json.loads(text)
+        return parse_json(text, key)
     except json.JSONDecodeError:
         return text
 
@@ -274,12 +329,14 @@ def set_dotted(cfg: RunConfig, key: str, value: Any) -> None:
         tp = get_type_hints(type(obj))[part]
         if i == len(parts) - 1:
             if dataclasses.is_dataclass(tp):
+                if isinstance(value, str):
+                    value = parse_scalar(value, dotted)
                 if not isinstance(value, dict):
                     raise ConfigError(dotted, "must be a JSON object")
                 _merge(getattr(obj, part), value, dotted + ".")
             else:
                 if isinstance(value, str) and tp is not str:
-                    value = parse_scalar(value)
+                    value = parse_scalar(value, dotted)
                 setattr(obj, part, _coerce(value, tp, dotted))
         else:
             if not dataclasses.is_dataclass(tp):
@@ -304,41 +361,49 @@ def _in_range(value: float, lo: float, hi: float, key: str, lo_open: bool = Fals
     _check(ok, key, f"must be in {bracket}{lo:g}, {hi:g}]; got {value!r}")
 
 
+def _capped(value: int, lo: int, limits: Limits, cap: str, key: str) -> None:
+    """``lo <= value <= limits.<cap>``; above the cap, the message names the variable that sets it."""
+    hi = getattr(limits, cap)
+    if value > hi >= lo:
+        raise ConfigError(key, f"must be in [{lo}, {hi}]; got {value!r} (the upper bound is {Limits.env_name(cap)})")
+    _in_range(value, lo, hi, key)
+
+
 def validate(cfg: RunConfig, limits: Limits) -> None:
     """Raises ConfigError for the first out-of-range value."""
     d, m, o, s, me = cfg.data, cfg.model, cfg.optim, cfg.optim.slo, cfg.measure
     _one_of(d.kind, DATA_KINDS, "data.kind")
-    _in_range(d.d, 1, limits.max_d, "data.d")
-    _in_range(d.n_train, 2, limits.max_n, "data.n_train")
-    _in_range(d.n_test, 1, limits.max_n, "data.n_test")
+    _capped(d.d, 1, limits, "max_d", "data.d")
+    _capped(d.n_train, 2, limits, "max_n", "data.n_train")
+    _capped(d.n_test, 1, limits, "max_n", "data.n_test")
     _in_range(d.noise, 0.0, 1e3, "data.noise")
     _one_of(d.task, TASKS, "data.task")
     _one_of(d.standardize, STANDARDIZE, "data.standardize")
     _check(len(d.target) <= 500, "data.target", "must be at most 500 characters")
     if d.kind == "file":
         _check(bool(d.path), "data.path", "is required when data.kind is 'file'")
-    _in_range(m.depth, 1, limits.max_depth, "model.depth")
-    _in_range(m.width, 1, limits.max_width, "model.width")
+    _capped(m.depth, 1, limits, "max_depth", "model.depth")
+    _capped(m.width, 1, limits, "max_width", "model.width")
     _one_of(m.activation, ACTIVATIONS, "model.activation")
     _in_range(m.init_scale, 0.0, 100.0, "model.init_scale", lo_open=True)
     _one_of(o.name, OPTIMIZERS, "optim.name")
     _in_range(o.lr, 0.0, 100.0, "optim.lr", lo_open=True)
     _check(0.0 <= o.momentum < 1.0, "optim.momentum", f"must be in [0, 1); got {o.momentum!r}")
-    _in_range(o.batch_size, 1, limits.max_n, "optim.batch_size")
+    _capped(o.batch_size, 1, limits, "max_n", "optim.batch_size")
     _in_range(o.weight_decay, 0.0, 10.0, "optim.weight_decay")
     _in_range(o.warmup_steps, 0, limits.max_steps, "optim.warmup_steps")
     _in_range(o.warmup_lr, 0.0, 100.0, "optim.warmup_lr", lo_open=True)
     _in_range(s.target_layer, 1, m.depth, "optim.slo.target_layer")
     _in_range(s.speed, 0.0, 100.0, "optim.slo.speed", lo_open=True)
     _in_range(s.boost, 1.0, 1e4, "optim.slo.boost")
-    _in_range(me.every, 1, limits.max_steps, "measure.every")
+    _capped(me.every, 1, limits, "max_steps", "measure.every")
     _in_range(me.every_epochs, 0, limits.max_steps, "measure.every_epochs")
-    _in_range(me.n_points, 0, limits.max_points, "measure.n_points")
+    _capped(me.n_points, 0, limits, "max_points", "measure.n_points")
     _check(me.n_points or d.n_train <= limits.max_points, "measure.n_points",
            f"0 (all training points) allows data.n_train up to {limits.max_points}; got {d.n_train}")
     _one_of(me.correlation, CORRELATIONS, "measure.correlation")
     _one_of(me.alpha, ALPHAS, "measure.alpha")
-    _in_range(cfg.steps, 0, limits.max_steps, "steps")
+    _capped(cfg.steps, 0, limits, "max_steps", "steps")
     _in_range(cfg.seed, 0, 2**31 - 1, "seed")
     _one_of(cfg.device, DEVICES, "device")
     _one_of(cfg.dtype, DTYPES, "dtype")
@@ -369,20 +434,34 @@ def default_config() -> RunConfig:
 
 
 def load_config(path: Union[str, Path], limits: Limits | None = None) -> RunConfig:
-    """Reads a JSON config file (or a preset name when no such file exists)."""
+    """Reads a JSON config file, a run folder's config.json, or a preset name when no such file exists.
+
+    Only a regular file of at most ``MAX_CONFIG_BYTES`` is read (a FIFO or ``/dev/zero`` is
+    refused before it is opened); JSON depth and integer size are bounded.
+    """
+    from core.iofiles import read_bytes_bounded  # iofiles imports this module
+
     p = Path(path)
+    if str(path) == "":
+        raise ConfigError("--config", "is empty; give a config file, a run folder or a preset "
+                                      f"({', '.join(PRESETS)})")
     if not p.exists() and str(path) in PRESETS:
         return preset_config(str(path), limits or Limits.from_env())
     if p.is_dir():
+        if not (p / "config.json").exists():
+            raise ConfigError("--config", f"cannot read {str(path)!r}: the folder has no config.json; give a "
+                                          f"config file, a run folder or a preset ({', '.join(PRESETS)})")
         p = p / "config.json"
+    elif not p.exists() and not p.is_symlink():
+        raise ConfigError("--config", f"cannot read {str(path)!r}: no such file, and no preset has that name "
+                                      f"({', '.join(PRESETS)})")
+    data = read_bytes_bounded(p, "--config", MAX_CONFIG_BYTES, "config file")
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError("--config", f"cannot read {str(path)!r}: {err.strerror or err}") from None
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError("--config", f"{p.name} is not a JSON text file (not UTF-8)") from None
     try:
-        raw = json.loads(text)
+        raw = parse_json(text, "--config")
     except json.JSONDecodeError as err:
         raise ConfigError("--config", f"{p.name} is not valid JSON (line {err.lineno}: {err.msg})") from None
     return RunConfig.from_dict(raw, limits)

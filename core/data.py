@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +18,13 @@ import torch
 
 from core.config import ConfigError, RunConfig
 from core.expr import parse_target
+from core.iofiles import npz_members, read_bytes_bounded, read_npz, regular_file
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_FILE_FEATURES = 4096
 MAX_CLASSES = 50
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+"""An NPZ's X and y may unpack to at most this many bytes (as float64)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def _synthetic(cfg: RunConfig, dtype: torch.dtype) -> Dataset:
     x_train, x_test = x[: dc.n_train], x[dc.n_train:]
     mean, std = standardization(x_train, dc.standardize)
     index = _measure_index(cfg, dc.n_train)
+    check_range(y, dtype, "data.target")
     xs_train = (x_train - mean) / std
     g_star = ground_truth_agop(target, xs_train[index], mean, std)
     return Dataset(
@@ -110,8 +113,28 @@ def ground_truth_agop(target, x_std: torch.Tensor, mean: torch.Tensor, std: torc
     """G* = mean of grad f* grad f*^T, with the gradient taken w.r.t. the standardised input."""
     x = x_std.detach().to(torch.float64).clone().requires_grad_(True)
     y = target(x * std + mean)
+    if not y.requires_grad:  # a constant target (``1``, ``sin(1)``): its gradient is 0, so G* = 0
+        return torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
     (grad,) = torch.autograd.grad(y.sum(), x)  # (n, d)
     return grad.T @ grad / x.shape[0]
+
+
+def check_range(values: torch.Tensor, dtype: torch.dtype, key: str, what: str = "the target values") -> None:
+    """Refuses data that is not finite in the run's dtype, or whose squared error would overflow it.
+
+    Such data makes the loss infinite at once; that is a data error naming ``key``, not a divergence.
+    """
+    limit = float(torch.finfo(dtype).max) ** 0.5 / 16  # (y - f)^2 summed over a batch stays finite
+    v = values.to(torch.float64)
+    finite = torch.isfinite(v)
+    if not bool(finite.all()):
+        raise ConfigError(key, f"{what} are not finite (NaN or Inf); check the data")
+    peak = float(v.abs().max()) if v.numel() else 0.0
+    if peak > limit:
+        name = str(dtype).replace("torch.", "")
+        raise ConfigError(key, f"{what} reach {peak:.3g}, too large for {name} (the squared error would overflow "
+                               f"past {limit:.3g}); rescale the data" + ("" if dtype == torch.float64
+                                                                          else " or set dtype to float64"))
 
 
 def standardization(x: torch.Tensor, kind: str = "per_feature") -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,6 +175,15 @@ def _finite(cfg: RunConfig, x: np.ndarray, y: np.ndarray, dtype: torch.dtype, de
     y_enc, classes = _encode_labels(cfg, y[perm])
     x_train, x_test = x_t[:n_train], x_t[n_train:n_train + n_test]
     mean, std = standardization(x_train, cfg.data.standardize)
+    bad = (~torch.isfinite(std)) | (~torch.isfinite(mean))
+    if bool(bad.any()):
+        j = int(torch.nonzero(bad)[0])
+        raise ConfigError("data.path" if cfg.data.kind == "file" else "data.kind",
+                          f"feature column {j + 1} has values too large to standardise (up to "
+                          f"{float(x_train[:, j].abs().max()):.3g}); rescale the data")
+    key = "data.path" if cfg.data.kind == "file" else "data.kind"
+    check_range(y_enc, dtype, key, "the labels")
+    check_range((x_t[:n_train + n_test] - mean) / std, dtype, key, "the standardised features")
     return Dataset(
         x_train=((x_train - mean) / std).to(dtype), y_train=y_enc[:n_train].to(dtype),
         x_test=((x_test - mean) / std).to(dtype), y_test=y_enc[n_train:n_train + n_test].to(dtype),
@@ -175,6 +207,10 @@ def _encode_labels(cfg: RunConfig, y: np.ndarray) -> tuple[torch.Tensor, int]:
         return torch.from_numpy(y[:, None]).to(torch.float64), 0
     if len(values) > MAX_CLASSES:
         raise ConfigError("data.task", f"classification allows at most {MAX_CLASSES} classes; the labels have {len(values)}")
+    if len(values) < 2:
+        key = "data.path" if cfg.data.kind == "file" else "data"
+        raise ConfigError(key, f"every label is {values[0]:g}: a single class; classification needs at least 2 "
+                               "(or set data.task to regression)")
     codes = np.searchsorted(values, y)
     c = len(values)
     onehot = np.eye(c)[codes] - 1.0 / c
@@ -186,13 +222,9 @@ def _encode_labels(cfg: RunConfig, y: np.ndarray) -> tuple[torch.Tensor, int]:
 def read_table(path: str, label_column: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Reads a user's CSV or NPZ into float arrays (X (n, d), y (n,) or (n, c)); raises ConfigError."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError("data.path", f"no such file: {path!r}")
-    size = p.stat().st_size
+    size = regular_file(p, "data.path", MAX_FILE_BYTES, "data file")  # no FIFO, device or folder
     if size == 0:
         raise ConfigError("data.path", "the file is empty")
-    if size > MAX_FILE_BYTES:
-        raise ConfigError("data.path", f"the file has {size / 2**20:.1f} MiB; at most {MAX_FILE_BYTES // 2**20} MiB")
     suffix = p.suffix.lower()
     if suffix == ".npz":
         x, y = _read_npz(p)
@@ -203,22 +235,41 @@ def read_table(path: str, label_column: str = "") -> tuple[np.ndarray, np.ndarra
     return _check_table(x, y)
 
 
-def _read_npz(p: Path) -> tuple[np.ndarray, np.ndarray]:
+def check_npz_headers(p: Path, key: str = "data.path") -> None:
+    """Refuses, from the zip and .npy headers alone, an NPZ whose X or y is not a loadable table.
+
+    Shapes, dtypes and unpacked sizes are checked before anything is decompressed, so a
+    small file that would unpack to gigabytes (a zip bomb) costs nothing.
+    """
+    with open(p, "rb") as f:
+        if f.read(6) == b"\x93NUMPY":
+            raise ConfigError(key, "is a single .npy array, not an NPZ with arrays 'X' and 'y' (numpy.savez)")
     try:
-        with open(p, "rb") as f:  # our handle: closed even when np.load fails
-            loaded = np.load(f, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array under an .npz name
-                raise ConfigError("data.path", "is a single .npy array, not an NPZ with arrays 'X' and 'y' (numpy.savez)")
-            with loaded as npz:
-                missing = [k for k in ("X", "y") if k not in npz.files]
-                if missing:
-                    raise ConfigError("data.path", f"the NPZ needs arrays 'X' and 'y'; it has {', '.join(npz.files) or 'none'}")
-                x, y = npz["X"], npz["y"]
-    except ConfigError:
+        members = npz_members(p, key)
+    except ConfigError as err:
+        if "Python objects" in str(err):
+            raise ConfigError(key, "object arrays are not allowed (no pickles)") from None
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
-        msg = "object arrays are not allowed (no pickles)" if "pickle" in str(err) else "not a readable NPZ file"
-        raise ConfigError("data.path", msg) from None
+    missing = [k for k in ("X", "y") if k not in members]
+    if missing:
+        raise ConfigError(key, f"the NPZ needs arrays 'X' and 'y'; it has {', '.join(members) or 'none'}"[:300])
+    (xs, xd), (ys, yd) = members["X"], members["y"]
+    if xd.kind not in "biuf" or yd.kind not in "biuf":
+        raise ConfigError(key, f"arrays must be numeric; X is {xd}, y is {yd}")
+    if len(xs) != 2:
+        raise ConfigError(key, f"X must be 2-D (rows, features); its shape is {xs}")
+    if xs[1] > MAX_FILE_FEATURES:
+        raise ConfigError(key, f"has {xs[1]} feature columns; allowed 1..{MAX_FILE_FEATURES}")
+    unpacked = 8 * (int(np.prod(xs)) + int(np.prod(ys)))  # as float64
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise ConfigError(key, f"X and y unpack to {unpacked / 2**20:.0f} MiB as float64; "
+                               f"at most {MAX_UNPACKED_BYTES // 2**20} MiB")
+
+
+def _read_npz(p: Path) -> tuple[np.ndarray, np.ndarray]:
+    check_npz_headers(p)
+    arrays = read_npz(p, "data.path", MAX_UNPACKED_BYTES)
+    x, y = arrays["X"], arrays["y"]
     if x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
         raise ConfigError("data.path", f"arrays must be numeric; X is {x.dtype}, y is {y.dtype}")
     if x.ndim != 2:
@@ -230,7 +281,7 @@ def _read_npz(p: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_csv(p: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_bytes_bounded(p, "data.path", MAX_FILE_BYTES, "data file").decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError("data.path", "the CSV is not UTF-8 text") from None
     rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]

@@ -27,7 +27,8 @@ from core.model import MLP
 LIVE_PREFIXES = ("optim.", "measure.every", "measure.correlation", "measure.alpha", "steps")
 """Config keys that apply mid-run; every other change needs a reset (a new network)."""
 
-RUNNING, DIVERGED = "running", "diverged"
+RUNNING, DIVERGED, DEAD = "running", "diverged", "dead"
+"""Run states: a run that is not RUNNING has stopped for good (until reset)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,11 @@ class Snapshot:
     @property
     def diverged(self) -> bool:
         return self.status == DIVERGED
+
+    @property
+    def stopped(self) -> bool:
+        """True when the run cannot go on: it diverged, or a whole layer's units died."""
+        return self.status != RUNNING
 
     def layer(self, index: int) -> LayerStats:
         """Hidden layer ``index`` (1-based)."""
@@ -278,6 +284,19 @@ class Engine:
         if self._last is not None:
             self._last = _replace(self._last, step=self._step, status=DIVERGED, message=self._message)
 
+    def _check_dead(self, layers: list[LayerStats]) -> None:
+        """A layer whose K is exactly 0 has no live unit on any measured point: the run stops as ``dead``."""
+        dead = [s.layer for s in layers if not np.any(s.K)]
+        if self._status != RUNNING or not dead:
+            return
+        layer = max(dead)  # K of every layer below a dead one is 0 too: the top one is the cause
+        o = self.config.optim
+        hint = (f"lower optim.slo.speed (now {o.slo.speed:g})" if o.slo.enabled
+                else f"lower optim.lr (now {o.lr:g})")
+        self._status = DEAD
+        self._message = (f"dead at step {self._step}: every unit of layer {layer} is inactive on every measured "
+                         f"point (K = 0), so no gradient reaches it; {hint} and reset")
+
     def run(self, steps: int | None = None, on_measure: Callable[[Snapshot], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> Snapshot:
         """Trains ``steps`` (default ``config.steps``) and measures the last step."""
@@ -326,6 +345,7 @@ class Engine:
         self.model.train(was_training)
         if record and self._history.last_step != self._step:
             self._history = self._history.extend(self._rows(layers, train, test, acc))
+        self._check_dead(layers)
         self._last = Snapshot(
             step=self._step, measured_step=self._step, status=self._status, message=self._message,
             train_loss=train, test_loss=test, test_accuracy=acc, layers=tuple(layers),
@@ -372,12 +392,15 @@ class Engine:
 
     # -- persistence ---------------------------------------------------------------
 
-    def save(self, folder: Path | str, figures: bool = False) -> Path:
-        """Writes config.json, metrics.csv, final.npz and state.npz (all atomic)."""
+    def save(self, folder: Path | str, figures: bool = False, measure: bool = True) -> Path:
+        """Writes config.json, metrics.csv, final.npz and state.npz (all atomic).
+
+        ``measure=False`` saves a checkpoint without measuring the current step first.
+        """
         from core import persist
 
         with self._lock:
-            return persist.save_engine(self, Path(folder), figures=figures)
+            return persist.save_engine(self, Path(folder), figures=figures, measure=measure)
 
     @classmethod
     def load(cls, folder: Path | str, dataset: Dataset | None = None) -> "Engine":

@@ -12,6 +12,7 @@ so the ground-truth AGOP can be taken by autograd.
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,6 +32,7 @@ FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sqrt": torch.sqrt,
 }
 MAX_EXPONENT = 16
+MAX_NUMBER = 1e100
 MAX_NODES = 400
 ALLOWED = ("variables x0..x{d-1}, numbers, + - * / **, parentheses and "
            + " ".join(FUNCTIONS))
@@ -67,7 +69,7 @@ def _compile(node: ast.AST, d: int, used: set[int]) -> Callable[[torch.Tensor], 
     if isinstance(node, ast.Expression):
         return _compile(node.body, d, used)
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        value = float(node.value)
+        value = _number(node.value)
         return lambda x: torch.full((x.shape[0],), value, dtype=x.dtype, device=x.device)
     if isinstance(node, ast.Name):
         return _variable(node.id, d, used)
@@ -104,10 +106,22 @@ def _exponent(node: ast.AST) -> float:
         node = node.operand
     if not (isinstance(node, ast.Constant) and type(node.value) in (int, float)):
         raise ExprError("an exponent must be a number")
-    value = sign * float(node.value)
+    value = sign * _number(node.value)
     if abs(value) > MAX_EXPONENT:
         raise ExprError(f"exponent {value:g} is too large (at most {MAX_EXPONENT} in magnitude)")
     return value
+
+
+def _number(value: int | float) -> float:
+    """A literal as a float; one too large for a float (``1e999``, 400 digits) is refused."""
+    try:
+        out = float(value)
+    except OverflowError:
+        out = float("inf")
+    if not math.isfinite(out) or abs(out) > MAX_NUMBER:
+        text = str(value) if isinstance(value, float) else f"a {len(str(abs(value)))}-digit integer"
+        raise ExprError(f"the number {text[:30]} is too large (at most {MAX_NUMBER:g} in magnitude)")
+    return out
 
 
 def _call(node: ast.Call, d: int, used: set[int]) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -9,6 +9,7 @@ resumes bit-for-bit on CPU.
 from __future__ import annotations
 
 import copy
+import csv
 import dataclasses
 import json
 import zipfile
@@ -17,11 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.config import ConfigError, load_config
+from core.config import MAX_CONFIG_BYTES, ConfigError, load_config, parse_json
 from core.history import History
-from core.iofiles import atomic_write_npz, atomic_write_text, read_npz
+from core.iofiles import (RUN_FILES, atomic_write_npz, atomic_write_text, foreign_entries,  # noqa: F401
+                          read_bytes_bounded, read_npz, regular_file, remove_stale_temps)
 
 STATE_VERSION = 1
+MAX_METRICS_BYTES = 1 << 30
+STATES = ("running", "diverged", "dead")
+META_KEY = "state_meta"
+"""state.npz carries state.json's text too: a save killed between the two files cannot pair old counters with new weights."""
 
 
 def final_arrays(snap, x_measure: np.ndarray, y_measure: np.ndarray, out_w: np.ndarray) -> dict[str, np.ndarray]:
@@ -46,9 +52,16 @@ def final_arrays(snap, x_measure: np.ndarray, y_measure: np.ndarray, out_w: np.n
     return arrays
 
 
-def save_engine(engine, folder: Path, figures: bool = False) -> Path:
+def save_engine(engine, folder: Path, figures: bool = False, measure: bool = True) -> Path:
+    """Writes the run folder; the state files last, so a kill mid-save leaves the previous state whole.
+
+    With ``measure=False`` (a checkpoint between measurements) nothing is measured: metrics.csv and
+    final.npz are those of the last measured step, state.npz that of the current step, and a run
+    resumed from it records exactly the rows an uninterrupted run records.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    snap = engine.snapshot()
+    remove_stale_temps(folder, RUN_FILES)  # left by a save that was killed
+    snap = engine.snapshot() if measure else engine._last
     atomic_write_text(folder / "config.json", engine.config.to_json() + "\n")
     engine.history.write_csv(folder / "metrics.csv")
     ds = engine.dataset
@@ -76,38 +89,107 @@ def _save_state(engine, folder: Path) -> None:
                 arrays[f"optim.{idx}.{key}"] = value.detach().cpu().numpy()
             elif isinstance(value, (int, float)):
                 arrays[f"optim.{idx}.{key}"] = np.array(value)
-    atomic_write_npz(folder / "state.npz", arrays)
     meta = {"version": STATE_VERSION, "step": engine._step, "sample_pos": engine._sample_pos,
             "status": engine._status, "message": engine._message, "optim_kind": engine._optim_kind}
-    atomic_write_text(folder / "state.json", json.dumps(meta, indent=2) + "\n")
+    text = json.dumps(meta, indent=2) + "\n"
+    arrays[META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)  # travels with the weights it describes
+    atomic_write_npz(folder / "state.npz", arrays)
+    atomic_write_text(folder / "state.json", text)  # a readable copy
 
 
 def load_engine(cls, folder: Path, dataset=None):
+    """Reopens a run folder; anything truncated or inconsistent is refused with one line."""
     if not folder.is_dir():
         raise ConfigError("run folder", f"{str(folder)!r} is not a folder")
     for name in ("config.json", "state.npz", "state.json", "metrics.csv"):
         if not (folder / name).is_file():
             raise ConfigError("run folder", f"{name} is missing in {folder.name!r}; is it a saved run?")
+    remove_stale_temps(folder, RUN_FILES)
     cfg = load_config(folder / "config.json")
     engine = cls(cfg, dataset)
     try:
-        meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-        arrays = read_npz(folder / "state.npz")
-        history = History.read_csv(folder / "metrics.csv")
+        meta = _read_meta(folder / "state.json")
+        arrays = read_npz(folder / "state.npz", "state.npz", _state_bytes(engine), _state_shapes(engine))
+        if META_KEY in arrays:  # authoritative: written in the same file as the weights
+            meta = _check_meta(parse_json(arrays.pop(META_KEY).tobytes().decode("utf-8"), "state.npz"))
+        history = _read_history(folder / "metrics.csv", cfg.model.depth)
         _restore(engine, meta, arrays, history, folder)
-    except ConfigError:
-        raise
+    except ConfigError as err:
+        raise ConfigError("run folder", f"{folder.name}: {err}"[:300]) from None
     except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise ConfigError("run folder", f"the saved state is damaged or from another version ({err})"[:300]) from None
     return engine
 
 
-def _restore(engine, meta: dict, arrays: dict, history: History, folder: Path) -> None:
+def _read_meta(path: Path) -> dict:
+    return _check_meta(parse_json(read_bytes_bounded(path, "state.json", MAX_CONFIG_BYTES).decode("utf-8"),
+                                  "state.json"))
+
+
+def _check_meta(meta) -> dict:
     if not isinstance(meta, dict):
-        raise ValueError("state.json is not a JSON object")
+        raise ConfigError("state.json", "is not a JSON object")
     if meta.get("version") != STATE_VERSION:
-        raise ValueError(f"state version {meta.get('version')!r}")
+        raise ConfigError("state.json", f"has state version {meta.get('version')!r}; this program reads {STATE_VERSION}")
+    for key in ("step", "sample_pos"):
+        value = meta.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError("state.json", f"{key} must be a whole number >= 0; got {value!r}"[:120])
+    if meta.get("status") not in STATES:
+        raise ConfigError("state.json", f"status must be one of {', '.join(STATES)}; got {meta.get('status')!r}"[:120])
+    return meta
+
+
+def _read_history(path: Path, depth: int) -> History:
+    """metrics.csv, refused when cut mid-row or when a measured step lacks a layer."""
+    regular_file(path, "metrics.csv", MAX_METRICS_BYTES)
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() == 0:
+            raise ConfigError("metrics.csv", "is empty")
+        f.seek(-1, 2)
+        if f.read(1) != b"\n":
+            raise ConfigError("metrics.csv", "ends mid-row (the file was cut)")
+    with open(path, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), [])
+        for i, row in enumerate(csv.reader(f), start=2):
+            if len(row) != len(header):
+                raise ConfigError("metrics.csv", f"line {i} has {len(row)} cells; the header has {len(header)}")
+    history = History.read_csv(path)
+    layers: dict[int, list[int]] = {}
+    previous = -1
+    for r in history.rows:
+        if r["step"] < previous:
+            raise ConfigError("metrics.csv", f"step {r['step']} comes after step {previous}")
+        previous = r["step"]
+        layers.setdefault(r["step"], []).append(r["layer"])
+    for step, got in layers.items():
+        if sorted(got) != list(range(1, depth + 1)):
+            raise ConfigError("metrics.csv", f"step {step} has rows for layers {sorted(got)}; expected 1..{depth}")
+    if not layers:
+        raise ConfigError("metrics.csv", "has no measured step")
+    return history
+
+
+def _state_shapes(engine) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for i, p in enumerate(engine.model.parameters()):
+        shapes[f"param.{i}"] = shapes[f"param0.{i}"] = tuple(p.shape)
+    return shapes
+
+
+def _state_bytes(engine) -> int:
+    """What state.npz may unpack to: weights, initial weights and two optimiser moments, as float64, plus slack."""
+    n = sum(p.numel() for p in engine.model.parameters())
+    return 8 * 4 * n + (1 << 20)
+
+
+def _restore(engine, meta: dict, arrays: dict, history: History, folder: Path) -> None:
     params = list(engine.model.parameters())
+    for i in range(len(params)):
+        for name in (f"param.{i}", f"param0.{i}"):
+            if name not in arrays:
+                raise ConfigError("state.npz", f"has no array {name!r}")
     with torch.no_grad():
         for i, p in enumerate(params):
             p.copy_(_tensor(arrays[f"param.{i}"], p))
@@ -115,19 +197,36 @@ def _restore(engine, meta: dict, arrays: dict, history: History, folder: Path) -
     engine._w0 = [engine._params0[i].clone() for i, p in enumerate(params)
                   if any(p is w for w in engine.model.weights())]
     _restore_optimizer(engine, arrays)
-    engine._step = int(meta["step"])
-    engine._sample_pos = int(meta["sample_pos"])
+    step, sample_pos, status = int(meta["step"]), int(meta["sample_pos"]), meta["status"]
+    _check_counters(engine, step, sample_pos, status, history)
+    engine._step = step
+    engine._sample_pos = sample_pos
     engine._perm_cache = None
     engine._history = history.until(engine._step)
     norms = [r.get("step_norm") for r in engine._history.rows if r["step"] == engine._step]
     if norms and all(v is not None for v in norms):
         engine._step_norms = (engine._step, tuple(norms))
-    if meta.get("status") == "diverged":
+    if status == "diverged":
         engine._status, engine._message = "diverged", str(meta.get("message", ""))
-        engine._last = _diverged_snapshot(engine, read_npz(folder / "final.npz"))
+        final = read_npz(folder / "final.npz", "final.npz", _state_bytes(engine) * 4 + (64 << 20))
+        engine._last = _diverged_snapshot(engine, final)
         return
     engine._status, engine._message = "running", ""
-    engine._last = engine._measure(record=True)
+    engine._last = engine._measure(record=history.last_step == step)  # never a row an uninterrupted run lacks
+
+
+def _check_counters(engine, step: int, sample_pos: int, status: str, history: History) -> None:
+    """The step, the position in the batch order and the history must tell the same story."""
+    last = history.last_step
+    n = engine.dataset.x_train.shape[0]
+    m, batch = engine.config.measure, max(1, min(engine.config.optim.batch_size, n))
+    gap = max(m.every, m.every_epochs * -(-n // batch))  # the most steps between two scheduled measurements
+    lag_ok = status == "diverged" or (status == "running" and step - last < gap)  # a checkpoint between measurements
+    if last > step or (last != step and not lag_ok):
+        raise ConfigError("state.json", f"step {step} does not match metrics.csv, whose last measured step is {last}")
+    if not (step <= sample_pos <= step * n):
+        raise ConfigError("state.json", f"sample_pos {sample_pos} is impossible after {step} steps of a "
+                                        f"{n}-point training set (allowed {step}..{step * n})")
 
 
 def _diverged_snapshot(engine, final: dict):
@@ -166,9 +265,12 @@ def _tensor(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
 def _restore_optimizer(engine, arrays: dict) -> None:
     state = engine._optimizer.state_dict()
     restored: dict[int, dict] = {}
+    shapes = [tuple(p.shape) for p in engine.model.parameters()]
     for key, value in arrays.items():
         if key.startswith("optim."):
             _, idx, name = key.split(".", 2)
+            if not idx.isdigit() or int(idx) >= len(shapes) or (value.ndim and tuple(value.shape) != shapes[int(idx)]):
+                raise ConfigError("state.npz", f"array {key[:40]!r} does not fit the model {shapes[:1]}...")
             restored.setdefault(int(idx), {})[name] = torch.from_numpy(np.array(value))
     state["state"] = restored
     engine._optimizer.load_state_dict(state)

@@ -83,7 +83,7 @@ def test_wrong_extension(tmp_path, name):
 
 def test_missing_file(tmp_path):
     _refused(tmp_path / "nope.csv", "no such file")
-    _refused(tmp_path, "no such file")  # a folder is not a file
+    _refused(tmp_path, "is a folder, not a data file")  # a folder is not a file, and is not called missing
 
 
 def test_label_column_by_name_and_index(tmp_path):

@@ -531,8 +531,13 @@ def test_cuda_without_a_device_is_a_config_error():
 
 
 def test_divergence_at_step_zero(tmp_path):
-    """Labels so large that the float32 loss overflows: diverged at step 0, no exception, still saved."""
-    engine = Engine(_cfg(**{"data.target": "exp(x0)*1e30"}))
+    """An initialisation so large that the float32 loss overflows: diverged at step 0, no exception, still saved.
+
+    (Labels that overflow float32 are a data error instead: see test_hostile.py.)
+    """
+    with pytest.raises(ConfigError, match="data.target: the target values reach .* too large for float32"):
+        Engine(_cfg(**{"data.target": "exp(x0)*1e30"}))
+    engine = Engine(_cfg(**{"model.init_scale": 100.0, "model.depth": 10, "model.activation": "linear"}))
     snap = engine.snapshot()
     assert engine.status == "diverged" and snap.step == 0 and snap.message.startswith("diverged at step 0: ")
     assert engine.step(5) == 0

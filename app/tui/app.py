@@ -180,16 +180,16 @@ class NfaApp(MatrixKeys, Player, App[int]):
         if self.playing:
             self.pause()
             self.set_state("paused")
-        elif self.snapshot.diverged:
-            self.set_state("diverged", f"{self.snapshot.message} (r resets)")
+        elif self.snapshot.stopped:  # diverged or dead
+            self.set_state(self.snapshot.status, f"{self.snapshot.message} (r resets)")
         else:
             self.play()
             self.set_state("playing")
 
     def action_step(self) -> None:
         """n: train to the next measurement."""
-        if self.snapshot.diverged:
-            self.set_state("diverged", f"{self.snapshot.message} (r resets)")
+        if self.snapshot.stopped:
+            self.set_state(self.snapshot.status, f"{self.snapshot.message} (r resets)")
             return
         self.step_once()
         self.set_state("paused")

@@ -145,8 +145,8 @@ class CompareScreen(MatrixKeys, Player, Screen):
         if self.playing:
             self.pause()
             self.state = "paused"
-        elif any(s.diverged for s in self.snaps):
-            self.detail = "an arm diverged: r resets them all"
+        elif any(s.stopped for s in self.snaps):
+            self.detail = f"an arm stopped ({next(s.status for s in self.snaps if s.stopped)}): r resets them all"
         else:
             self.play()
             self.state = "playing"

@@ -56,7 +56,7 @@ def advance(engines: Sequence[Engine], target: int | None, should_stop: StopChec
             return None
     snaps = tuple(engine.snapshot() for engine in engines)
     reached = target is not None and snaps[0].step >= target
-    done = n == 0 or reached or any(s.diverged for s in snaps)
+    done = n == 0 or reached or any(s.stopped for s in snaps)
     return Frame(snaps, time.perf_counter() - start, done)
 
 

@@ -26,8 +26,9 @@ PROGRESS_SECONDS = 0.25
 
 def end_state(frame: Frame, target: int | None) -> str:
     """How a finished frame loop ends: diverged, finished (target reached) or paused."""
-    if any(s.diverged for s in frame.snaps):
-        return "diverged"
+    stopped = [s.status for s in frame.snaps if s.stopped]
+    if stopped:  # diverged or dead
+        return stopped[0]
     if target is not None and frame.snaps[0].step >= target:
         return "finished"
     return "paused"

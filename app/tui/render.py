@@ -72,7 +72,7 @@ def optimizer_label(snap: Snapshot) -> str:
 
 
 STATE_STYLES = {"playing": "bold green", "paused": "bold yellow", "finished": "bold cyan",
-                "diverged": "bold red", "error": "bold red", "working": "bold magenta"}
+                "diverged": "bold red", "dead": "bold red", "error": "bold red", "working": "bold magenta"}
 STATE_WIDTH = max(len(s) for s in STATE_STYLES)
 STEP_WIDTH = 9
 """Room for a step count up to 9,999,999 with separators."""
@@ -116,7 +116,7 @@ def status_text(snap: Snapshot | None, state: str, detail: str = "", step: int |
     first = Text.assemble((step_field(shown), "bold"), " ", state_field(state), " ", *loss_fields(snap))
     message = detail or snap.message
     if message:
-        second = Text.assemble((message, "red" if state in ("diverged", "error") else "italic"), "  ",
+        second = Text.assemble((message, "red" if state in ("diverged", "dead", "error") else "italic"), "  ",
                                optimizer_label(snap))
     else:
         second = Text.assemble(optimizer_label(snap), "  ", (HINT, "dim"))
@@ -265,7 +265,7 @@ def compare_status(arms: Sequence[Arm], snaps: Sequence[Snapshot], state: str, d
     for i, arm in enumerate(arms):
         text.append((", " if i else "") + arm.name, style=arm_colour(arm))
     text.append("\n")
-    text.append(detail or HINT, style="red" if state in ("diverged", "error") else ("italic" if detail else "dim"))
+    text.append(detail or HINT, style="red" if state in ("diverged", "dead", "error") else ("italic" if detail else "dim"))
     return text
 
 

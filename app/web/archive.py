@@ -2,8 +2,9 @@
 
 ``safe_extract`` refuses what a hostile archive could do: absolute paths, ``..``
 members, links and special files, too many members, a total unpacked size over the
-cap (counted while reading, not trusted from the archive's directory), and large members
-whose compression ratio betrays a zip bomb. Only flat run-folder files with the
+cap (counted while reading, not trusted from the archive's directory), large members
+whose compression ratio betrays a zip bomb, and NPZ members whose arrays would unpack past
+the cap (read from their zip and ``.npy`` headers: ``core.iofiles.check_npz``). Only flat run-folder files with the
 expected names and suffixes are written.
 """
 
@@ -14,6 +15,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from core.config import ConfigError
+from core.iofiles import check_npz
 
 ALLOWED_SUFFIXES = (".json", ".csv", ".npz", ".png")
 MAX_MEMBERS = 32
@@ -95,4 +97,6 @@ def _extract_one(zf: zipfile.ZipFile, member: zipfile.ZipInfo, dest: Path, total
             if total > max_bytes:
                 raise ConfigError("run archive", f"unpacks to more than {max_bytes // 2**20} MiB")
             out.write(chunk)
+    if rel.suffix.lower() == ".npz":  # the arrays inside: shapes and sizes from their headers, before any load
+        check_npz(target, f"run archive: {rel.name}", max_bytes)
     return total

@@ -246,7 +246,8 @@ def play(app: WebApp, key: str, layer: int = 1, centered: bool = False) -> dict:
         lead = session.runs()[0].engine
         if any(r.engine.status != "running" for r in session.runs()):
             return {**render(session, View(layer, centered)), "timer": paused_timer(),
-                    "warning": "The run diverged: change the setting the status line names, then press Reset."}
+                    "warning": "The run stopped (it diverged, or a whole layer died): change the setting "
+                               "the status line names, then press Reset."}
         if lead.step_count >= lead.config.steps:
             msg = f"The run reached its length ({lead.config.steps} steps): raise 'run length' in Setup, or press Step."
             return {**render(session, View(layer, centered)), "timer": paused_timer(), "warning": msg}

@@ -203,8 +203,8 @@ def compare_curves_panel(base: Run, slo: Run, snap: Snapshot, view: View) -> str
 
 def run_state(snap: Snapshot, playing: bool) -> tuple[str, str]:
     """(css class, words) for the status dot."""
-    if snap.diverged:
-        return "diverged", "diverged"
+    if snap.stopped:  # diverged, or dead (a whole layer inactive): shown alike
+        return "diverged", snap.status
     if playing:
         return "running", "running"
     if snap.step >= snap.config.steps:
@@ -215,8 +215,8 @@ def run_state(snap: Snapshot, playing: bool) -> tuple[str, str]:
 def status_line(snap: Snapshot, playing: bool, other: Snapshot | None = None) -> str:
     """step, losses and state of the run (or of the baseline and SLO runs when comparing)."""
     cls, words = run_state(snap, playing)
-    if other is not None and other.diverged:
-        cls, words = "diverged", "diverged"
+    if other is not None and other.stopped:
+        cls, words = "diverged", other.status
     head = (f'<span class="nfa-dot {cls}"></span><b>{words}</b> · step <b class="nfa-step">{snap.step}</b>'
             f" / {snap.config.steps}")
     if other is None:
