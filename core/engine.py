@@ -27,6 +27,8 @@ from core.model import MLP
 LIVE_PREFIXES = ("optim.", "measure.every", "measure.correlation", "measure.alpha", "steps")
 """Config keys that apply mid-run; every other change needs a reset (a new network)."""
 
+LARGE_LABELS = 1e6
+"""A divergence with labels above this names the data first (``data.target`` / ``data.path``)."""
 RUNNING, DIVERGED, DEAD = "running", "diverged", "dead"
 """Run states: a run that is not RUNNING has stopped for good (until reset)."""
 
@@ -280,6 +282,10 @@ class Engine:
         o = self.config.optim
         hint = (f"lower optim.slo.speed (now {o.slo.speed:g}) or optim.slo.boost" if o.slo.enabled
                 else f"lower optim.lr (now {o.lr:g})")
+        peak = float(self._y.abs().max()) if self._y.numel() else 0.0
+        if peak > LARGE_LABELS:  # huge labels make huge gradients: the data is the first suspect
+            key = "data.path" if self.config.data.kind == "file" else "data.target"
+            hint = f"the labels reach {peak:.3g}: rescale {key}, or {hint}"
         self._message = f"diverged at step {self._step}: {why}; {hint} and reset"
         if self._last is not None:
             self._last = _replace(self._last, step=self._step, status=DIVERGED, message=self._message)
