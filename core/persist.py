@@ -216,13 +216,19 @@ def _restore(engine, meta: dict, arrays: dict, history: History, folder: Path) -
 
 
 def _check_counters(engine, step: int, sample_pos: int, status: str, history: History) -> None:
-    """The step, the position in the batch order and the history must tell the same story."""
-    last = history.last_step
+    """The step, the position in the batch order and the history must tell the same story.
+
+    Rows after ``step`` are allowed (a save killed after metrics.csv, before the state files);
+    they are dropped on loading.
+    """
+    last = history.until(step).last_step
+    if last is None:
+        raise ConfigError("state.json", f"step {step} comes before every measured step of metrics.csv")
     n = engine.dataset.x_train.shape[0]
     m, batch = engine.config.measure, max(1, min(engine.config.optim.batch_size, n))
     gap = max(m.every, m.every_epochs * -(-n // batch))  # the most steps between two scheduled measurements
     lag_ok = status == "diverged" or (status == "running" and step - last < gap)  # a checkpoint between measurements
-    if last > step or (last != step and not lag_ok):
+    if last != step and not lag_ok:
         raise ConfigError("state.json", f"step {step} does not match metrics.csv, whose last measured step is {last}")
     if not (step <= sample_pos <= step * n):
         raise ConfigError("state.json", f"sample_pos {sample_pos} is impossible after {step} steps of a "
