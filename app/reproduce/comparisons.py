@@ -13,7 +13,7 @@ import math
 
 from app.reproduce import diagnose as D
 from app.reproduce.claims import (Case, ClaimResult, Stat, Verdict, count_positive, narrow_reason, no_data,
-                                  num, quad, signed)
+                                  num, quad)
 from app.reproduce.dynamics import BASELINE, layers_of
 from app.reproduce.results import ExpRuns, Group, final_value
 
@@ -152,8 +152,3 @@ def check_real_data(exp: ExpRuns | None) -> ClaimResult:
               f"{arms_text(exp, 'test_accuracy', 1, arms)}, test loss {arms_text(exp, 'test_loss', 1, arms)}, "
               f"train loss {arms_text(exp, 'train_loss', 1, arms)}")
     return _result(6, cases, criterion, detail, [_why_no_gain(exp, arm, "uc_nfa", 1, cases)], _flags([exp]))
-
-
-def signed_mean(stat: Stat) -> str:
-    """The mean with its sign."""
-    return signed(stat.mean)

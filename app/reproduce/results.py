@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,23 +72,6 @@ Group = dict[int, History]
 """Seed -> history of one (experiment, variant)."""
 
 
-def group(runs: list[Run], variant: str, experiments: tuple[str, ...] | None = None) -> dict[str, Group]:
-    """Experiment -> seed -> history, for one variant."""
-    out: dict[str, Group] = defaultdict(dict)
-    for r in runs:
-        if r.variant == variant and (experiments is None or r.experiment in experiments):
-            out[r.experiment][r.seed] = r.history
-    return dict(out)
-
-
-def by_seed(runs: list[Run]) -> dict[int, list[History]]:
-    """Seed -> every history of that seed (all experiments and variants)."""
-    out: dict[int, list[History]] = defaultdict(list)
-    for r in runs:
-        out[r.seed].append(r.history)
-    return dict(out)
-
-
 # -- series helpers (histories in, numpy out) --------------------------------------------
 
 def final_value(history: History, key: str, layer: int = 1) -> float:
@@ -99,10 +81,6 @@ def final_value(history: History, key: str, layer: int = 1) -> float:
     return float(defined[-1]) if defined.size else float("nan")
 
 
-def initial_value(history: History, key: str, layer: int = 1) -> float:
-    """The value of ``key`` for ``layer`` at the first measured step (NaN if undefined)."""
-    _, values = history.series(key, layer)
-    return float(values[0]) if values.size else float("nan")
 
 
 def band(histories: Group, key: str, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,10 +97,6 @@ def band(histories: Group, key: str, layer: int) -> tuple[np.ndarray, np.ndarray
     return steps, mean, np.nan_to_num(std)
 
 
-def depth(history: History) -> int:
-    """Number of measured layers."""
-    layers = history.layers()
-    return max(layers) if layers else 0
 
 
 def value_at(history: History, key: str, layer: int, step: int) -> float:
