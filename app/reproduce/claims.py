@@ -194,7 +194,7 @@ class Verdict:
         holds = not failing
         clear = all(c.clear for c in cases) if holds else any(
             not math.isfinite(c.value) or c.value < -c.band for c in failing)
-        narrow = tuple(c for c in cases if not c.clear)
+        narrow = tuple(c for c in cases if math.isfinite(c.value) and not c.clear)
         return cls(holds, clear, weakest, Stat.of(cells[weakest]), dict(sorted(margins.items())),
                    narrow, failing)
 

@@ -15,7 +15,8 @@ from app.reproduce import diagnose as D
 from app.reproduce.claims import (Case, ClaimResult, Stat, Verdict, count_positive, narrow_reason, no_data,
                                   num, quad)
 from app.reproduce.dynamics import BASELINE, layers_of
-from app.reproduce.results import ExpRuns, Group, final_value
+from app.reproduce.results import ExpRuns, Group, last_defined_step
+from app.reproduce.results import last_value as final_value
 
 CONTROL = "control"
 
@@ -83,6 +84,12 @@ def _why_no_gain(exp: ExpRuns, arm: str, key: str, layer: int, cases: list[Case]
     bad = [c for c in cases if not c.positive]
     if not bad:
         return ""
+    dead = [(s, h) for s, h in exp.arm(arm).items() if math.isnan(final_value(h, key, layer))]
+    if dead:
+        s, h = dead[0]
+        return (f"{exp.name} layer {layer}: {key} of {arm} is undefined at the last step (step {h.last_step}) in "
+                f"{len(dead)} seed(s): its AGOP is 0, the network has a layer of dead units (K = 0); last defined "
+                f"at step {last_defined_step(h, key, layer)} (seed {s})")
     return (f"{exp.name} layer {layer}: {key} {arms_text(exp, key, layer, [BASELINE, CONTROL, arm])} at the end; "
             f"{'; '.join(c.text() for c in bad)}; {boost_effect(exp, arm, key, layer)}")
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.reproduce.claims import num
-from app.reproduce.results import Run, final_value
+from app.reproduce.results import Run
+from app.reproduce.results import last_value as final_value
 
 SOURCE = "identity: a check of this code"
 
@@ -39,9 +40,10 @@ class IdentityResult:
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine of two flattened matrices."""
+    """Cosine of two flattened matrices (NaN when either is zero)."""
     a, b = np.ravel(a), np.ravel(b)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    denom = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / denom) if denom > 0 else math.nan
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -70,19 +72,23 @@ def alignment_pairs(final: dict[str, np.ndarray]) -> list[tuple[float, float]]:
 
 
 def _result(key: str, statement: str, pairs: list[tuple[float, float]], detail: str) -> IdentityResult:
+    undefined = sum(math.isnan(x) and math.isnan(y) for x, y in pairs)
+    pairs = [(x, y) for x, y in pairs if not (math.isnan(x) and math.isnan(y))]
     if not pairs:
         return IdentityResult(key, statement, None, math.nan, 0, "no saved runs to check it on")
     worst = max(abs(x - y) if math.isfinite(x - y) else math.inf for x, y in pairs)
+    skipped = (f"; {undefined} pair(s) left out where both sides are undefined (a zero AGOP: a network with a "
+               f"dead layer)" if undefined else "")
     return IdentityResult(key, statement, worst < TOLERANCE, worst, len(pairs),
-                          f"largest |difference| {num(worst)} over {len(pairs)} (run, layer) pairs; {detail}")
+                          f"largest |difference| {num(worst)} over {len(pairs)} (run, layer) pairs{skipped}; {detail}")
 
 
 def check_alignment(finals: list[dict[str, np.ndarray]]) -> IdentityResult:
     """A: with cosine rho, rho(NFM, AGOP) = rho(S^2, S U^T K U S), from every run's final.npz."""
     pairs = [p for f in finals for p in alignment_pairs(f)]
-    rhos = [x for x, _ in pairs]
+    rhos = [x for x, _ in pairs if math.isfinite(x)]
     detail = (f"rho_cos(NFM, AGOP) ranged {min(rhos):.4f} to {max(rhos):.4f} at the last step; U, S from numpy's "
-              f"SVD of the saved W" if pairs else "")
+              f"SVD of the saved W" if rhos else "")
     return _result("A", "With cosine rho, rho(NFM, AGOP) = rho(S^2, S U^T K U S) (W = U S V^T): the abstract's "
                    "'equivalent to alignment' as algebra", pairs, detail)
 

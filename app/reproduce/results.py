@@ -99,6 +99,19 @@ def band(histories: Group, key: str, layer: int) -> tuple[np.ndarray, np.ndarray
 
 
 
+def last_value(history: History, key: str, layer: int = 1) -> float:
+    """``key`` of ``layer`` at the last measured step (NaN when undefined there, e.g. a dead network)."""
+    _, values = history.series(key, layer)
+    return float(values[-1]) if values.size else float("nan")
+
+
+def last_defined_step(history: History, key: str, layer: int = 1) -> int | None:
+    """The last measured step where ``key`` is defined (None if never)."""
+    steps, values = history.series(key, layer)
+    ok = np.isfinite(values)
+    return int(steps[ok][-1]) if ok.any() else None
+
+
 def value_at(history: History, key: str, layer: int, step: int) -> float:
     """``key`` of ``layer`` at the first measured step >= ``step`` (NaN if none or undefined)."""
     steps, values = history.series(key, layer)
