@@ -1,4 +1,4 @@
-"""Command line: ``python -m app.cli {run,compare,web,tui,reproduce} ...``.
+"""Command line: ``python -m app.cli {run,compare,web,tui,reproduce,sweep} ...``.
 
 Parses arguments and delegates to the engine. User errors (bad config, value, file or
 output folder) end with one line on stderr and exit status 2, before any training; a run
@@ -51,12 +51,43 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--port", type=_port, default=7860, help="TCP port, 1..65535 (default 7860)")
     tui = sub.add_parser("tui", help="the Textual terminal app")
     tui.add_argument("--config", help="config JSON file or preset name")
+    _add_reproduce_parser(sub)
+    _add_sweep_parser(sub)
+    return parser
+
+
+def _add_reproduce_parser(sub) -> None:
     rep = sub.add_parser("reproduce", help="check the paper's claims and write a report")
     rep.add_argument("--quick", action="store_true", help="2 seeds, fewer steps: under 45 s on 2 cores")
     rep.add_argument("--seeds", type=int, default=None, help="seeds per experiment")
-    rep.add_argument("--out", type=Path, required=True, help="report folder")
-    rep.add_argument("--jobs", type=int, default=None, help="parallel workers (default: CPU cores)")
-    return parser
+    rep.add_argument("--out", type=Path, help="report folder (new or empty)")
+    _add_plan_args(rep, "report")
+
+
+def _add_sweep_parser(sub) -> None:
+    sw = sub.add_parser("sweep", help="a grid of runs over config keys, on local processes or Ray")
+    _add_config_args(sw)
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=VALUES",
+                    help="vary a dotted key: KEY=v1,v2,... or KEY=START:STOP[:STEP] (integers; repeatable)")
+    sw.add_argument("--out", type=Path, help="sweep folder (new or empty)")
+    sw.add_argument("--no-figures", action="store_true",
+                    help="skip each run's nfa.png and heatmaps.png (about a second per run saved)")
+    _add_plan_args(sw, "sweep")
+
+
+def _add_plan_args(p: argparse.ArgumentParser, what: str) -> None:
+    """Flags shared by reproduce and sweep: resume, size guard, backend and resources."""
+    from app.runner.guard import MAX_RUNS
+
+    p.add_argument("--resume", type=Path, metavar="DIR", help=f"continue the {what} in DIR, skipping finished runs")
+    p.add_argument("--yes", action="store_true", help=f"allow more than {MAX_RUNS} runs")
+    p.add_argument("--quiet", action="store_true", help="no plan line, progress bar or summary")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: processes on this machine (default); ray: Ray tasks (pip install -r requirements-cluster.txt)")
+    p.add_argument("--jobs", type=int, default=None, help="runs at once (default: CPU cores / --cpus-per-run)")
+    p.add_argument("--address", default=None, help="Ray cluster to join (auto, HOST:PORT, ray://HOST:10001); default: local Ray")
+    p.add_argument("--cpus-per-run", type=int, default=1, help="CPUs per run (Ray resource; torch threads)")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs per run (Ray resource)")
 
 
 def _port(text: str) -> int:
@@ -226,9 +257,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return tui_main(cfg)
     if args.command == "reproduce":
-        from app.reproduce import main as reproduce_main
-
-        return reproduce_main(out=args.out, quick=args.quick, seeds=args.seeds, jobs=args.jobs)
+        return _reproduce_command(args)
+    if args.command == "sweep":
+        return _sweep_command(args)
     raise UserError(f"unknown command {args.command!r}")
 
 
@@ -255,6 +286,43 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()
     except OSError:
         pass
+
+
+def _plan_folder(args: argparse.Namespace) -> tuple[Path, bool]:
+    """(folder, resuming) from --out / --resume DIR."""
+    if args.resume is not None:
+        if args.out is not None and Path(args.out) != Path(args.resume):
+            raise UserError("--out: give either --out DIR (a new plan) or --resume DIR (continue one), not both")
+        return Path(args.resume), True
+    if args.out is None:
+        raise UserError(f"{args.command}: --out DIR (a new folder) or --resume DIR is required")
+    return Path(args.out), False
+
+
+def _backend(args: argparse.Namespace):
+    from app.runner.execute import Backend
+
+    return Backend(args.backend, args.jobs, args.address, args.cpus_per_run, args.gpus_per_run)
+
+
+def _reproduce_command(args: argparse.Namespace) -> int:
+    from app.reproduce import main as reproduce_main
+
+    out, resume = _plan_folder(args)
+    return reproduce_main(out=out, quick=args.quick, seeds=args.seeds, jobs=args.jobs, quiet=args.quiet,
+                          backend=_backend(args), resume=resume, yes=args.yes)
+
+
+def _sweep_command(args: argparse.Namespace) -> int:
+    from app.sweep.pipeline import main as sweep_main
+
+    out, resume = _plan_folder(args)
+    if resume and (args.grid or args.config or args.sets or args.steps is not None):
+        raise UserError("--resume: the sweep's plan is in DIR/sweep.json; drop --grid, --config, --set and --steps")
+    base = None if resume else resolve_config(args)
+    command = "python -m app.cli " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["sweep"] else ""
+    return sweep_main(base, args.grid, out, _backend(args), resume=resume, yes=args.yes, quiet=args.quiet,
+                      command=command, figures=not args.no_figures)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,9 @@ The analysis reads only the run folders' ``metrics.csv`` and ``final.npz`` (and
 from __future__ import annotations
 
 import csv
-import io
 import json
-import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,93 +20,79 @@ from app.reproduce import figures as F
 from app.reproduce.comparisons import targets
 from app.reproduce.dynamics import BASELINE
 from app.reproduce.identities import check_identities
-from app.reproduce.plan import REAL_DATA, SCALES, RunSpec, Scale, build_plan, run_cost, write_plan
+from app.reproduce.plan import REAL_DATA, SCALES, RunSpec, Scale, build_plan, write_plan
 from app.reproduce.report import Analysis, Timing, process_seconds, write_outputs
 from app.reproduce.results import ExpRuns, experiments_of, load_runs
-from app.reproduce.runner import RunOutcome, default_jobs, run_plan
+from app.runner.command import check_backend, execute_plan, guard
+from app.runner.execute import Backend
+from app.runner.guard import check_out, create_out
+from app.runner.jobs import RunJob
 from core.config import ConfigError
 from core.iofiles import atomic_write_text
 from core.plots import save_figure
 
 
-class RunProgress:
-    """A progress bar over runs, weighted by their estimated cost, on stderr."""
-
-    def __init__(self, specs: list[RunSpec], quiet: bool = False, stream=None):
-        self.total = sum(run_cost(s) for s in specs) or 1.0
-        self.count, self.n, self.done = 0, len(specs), 0.0
-        self.quiet, self.stream = quiet, stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.start = time.perf_counter()
-        self._last_decile = -1
-
-    def update(self, outcome: RunOutcome, spec: RunSpec) -> None:
-        self.count += 1
-        self.done += run_cost(spec)
-        frac = min(self.done / self.total, 1.0)
-        if self.quiet or (not self.tty and int(frac * 10) == self._last_decile and self.count < self.n):
-            return
-        self._last_decile = int(frac * 10)
-        elapsed = time.perf_counter() - self.start
-        left = elapsed * (1 - frac) / frac if frac > 0 else 0.0
-        bar = "#" * int(frac * 24) + "." * (24 - int(frac * 24))
-        note = f" {outcome.id} diverged" if outcome.status != "ok" else ""
-        line = f"reproduce [{bar}] {self.count}/{self.n} runs, {elapsed:.0f} s, ~{left:.0f} s left{note}"
-        self.stream.write(("\r" + line.ljust(78)) if self.tty else line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and not self.quiet:
-            self.stream.write("\n")
-
-
 def main(out: Path, quick: bool = False, seeds: int | None = None, jobs: int | None = None,
-         scale: str | None = None, quiet: bool = False) -> int:
+         scale: str | None = None, quiet: bool = False, backend: Backend | None = None,
+         resume: bool = False, yes: bool = False) -> int:
     """See ``app.reproduce.main``."""
+    out = Path(out)
     name = scale or ("quick" if quick else "full")
     if name not in SCALES:
         raise ConfigError("scale", f"must be one of {', '.join(SCALES)}; got {name!r}")
     if seeds is not None and seeds < 1:
         raise ConfigError("--seeds", f"must be at least 1; got {seeds}")
-    if jobs is not None and jobs < 1:
-        raise ConfigError("--jobs", f"must be at least 1; got {jobs}")
-    results = reproduce(Path(out), SCALES[name], seeds, jobs or default_jobs(), _command(out, name, seeds, jobs), quiet)
+    backend = check_backend(replace(backend or Backend(), jobs=jobs if jobs is not None else (backend or Backend()).jobs))
+    check_out(out, resume, "meta.json")
+    if resume:
+        name, seeds = _resumed(out, scale or ("quick" if quick else None), seeds)
+    per_seed = [RunJob(s.id, s.config) for s in build_plan(SCALES[name], 1)]
+    n_runs = len(per_seed) * (seeds or SCALES[name].seeds)
+    seconds = guard(per_seed, n_runs, backend, yes, "--seeds", out if resume else None)
+    command = _command(out, name, seeds, backend, resume)
+    results = reproduce(out, SCALES[name], seeds, backend, command, quiet, resume, seconds)
     if not quiet:
         print(_summary(results))
-        print(f"wrote {Path(out) / 'report.md'} and {Path(out) / 'claims.csv'}")
+        print(f"wrote {out / 'report.md'} and {out / 'claims.csv'}")
     return 0
 
 
-def _command(out: Path, scale: str, seeds: int | None, jobs: int | None) -> str:
+def _resumed(out: Path, scale: str | None, seeds: int | None) -> tuple[str, int | None]:
+    """The scale and seeds recorded in ``out/meta.json``; flags that disagree with them are refused."""
+    try:
+        meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+        name, recorded = meta["scale"], meta.get("seeds")
+        SCALES[name]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError("--resume", f"meta.json in {str(out)!r} cannot be read ({err})") from None
+    if (scale is not None and scale != name) or (seeds is not None and seeds != recorded):
+        raise ConfigError("--resume", f"{str(out)!r} was planned at scale {name} with seeds {recorded}; "
+                                      "drop --quick/--seeds to continue it")
+    return name, recorded
+
+
+def _command(out: Path, scale: str, seeds: int | None, backend: Backend, resume: bool = False) -> str:
     flags = {"full": "", "quick": " --quick"}.get(scale, f" (scale {scale})")
     flags += f" --seeds {seeds}" if seeds is not None else ""
-    flags += f" --jobs {jobs}" if jobs is not None else ""
-    return f"python -m app.cli reproduce{flags} --out {out}"
+    flags += f" --jobs {backend.jobs}" if backend.jobs is not None else ""
+    flags += f" --backend {backend.kind}" if backend.kind != "local" else ""
+    flags += f" --address {backend.address}" if backend.address else ""
+    flags += f" --cpus-per-run {backend.cpus_per_run}" if backend.cpus_per_run != 1 else ""
+    return f"python -m app.cli reproduce{flags} --{'resume' if resume else 'out'} {out}"
 
 
-def reproduce(out: Path, scale: Scale, seeds: int | None, jobs: int, command: str,
-              quiet: bool = False) -> list[C.ClaimResult]:
-    """Plans, runs and analyses; returns the claim results."""
+def reproduce(out: Path, scale: Scale, seeds: int | None, backend: Backend, command: str,
+              quiet: bool = False, resume: bool = False, seconds: float = 0.0) -> list[C.ClaimResult]:
+    """Plans, runs (through ``app.runner``, skipping finished runs when resuming) and analyses."""
     specs = build_plan(scale, seeds)
+    create_out(out)
+    if not resume:  # first: it makes the folder resumable
+        atomic_write_text(out / "meta.json", json.dumps({"scale": scale.name, "seeds": seeds, "command": command}) + "\n")
     write_plan(specs, out)
-    atomic_write_text(out / "meta.json", json.dumps({"scale": scale.name, "seeds": seeds, "command": command}) + "\n")
-    if not quiet:
-        print(f"reproduce: {len(specs)} runs ({scale.name} scale) on {jobs} worker(s) -> {out}", file=sys.stderr)
     start = time.perf_counter()
-    progress = RunProgress(specs, quiet)
-    outcomes = run_plan(specs, out, jobs, progress.update)
-    progress.close()
-    _write_outcomes(out, outcomes)
-    return analyse(out, scale, specs, command, time.perf_counter() - start, jobs)
-
-
-def _write_outcomes(out: Path, outcomes: list[RunOutcome]) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(("id", "seconds", "status", "message"))
-    for o in sorted(outcomes, key=lambda o: o.id):
-        writer.writerow((o.id, f"{o.seconds:.3f}", o.status, o.message))
-    atomic_write_text(out / "runs.csv", buf.getvalue())
+    execute_plan([RunJob(s.id, s.config) for s in specs], out, backend, resume, f"reproduce ({scale.name})",
+                 seconds, quiet)
+    return analyse(out, scale, specs, command, time.perf_counter() - start, backend.workers)
 
 
 def _run_seconds(out: Path) -> list[float]:
@@ -115,7 +100,7 @@ def _run_seconds(out: Path) -> list[float]:
     if not path.is_file():
         return []
     with open(path, newline="", encoding="utf-8") as f:
-        return [float(r["seconds"]) for r in csv.DictReader(f)]
+        return [float(r["seconds"]) for r in csv.DictReader(f) if r["seconds"]]
 
 
 def analyse_folder(out: Path, figures: bool = True) -> int:
