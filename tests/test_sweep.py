@@ -237,7 +237,10 @@ def test_huge_reproduce_is_refused_at_once_with_its_size_and_estimate(tmp_path):
     assert proc.returncode == 2, proc.stderr
     line = proc.stderr
     assert line.count("\n") == 1 and "Traceback" not in line
-    assert line.startswith("error: --seeds: 1300 runs (~") and "worker(s)) is more than 1000; add --yes" in line
+    from app.reproduce.plan import SCALES, build_plan
+
+    n = len(build_plan(SCALES["full"], 1)) * 100
+    assert line.startswith(f"error: --seeds: {n} runs (~") and "worker(s)) is more than 1000; add --yes" in line
     assert not out.exists()
 
 

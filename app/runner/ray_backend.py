@@ -81,7 +81,7 @@ def _connect(ray, address: str | None, cpus: int, out: Path | None) -> bool:
             ray.init(address="local", num_cpus=cpus, **quiet)
         else:
             ray.init(address=address, runtime_env=_shipped_code(out), **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as err:
+    except Exception as err:  # Ray raises plain Exception for a node that does not start in 30 s
         where = "--address" if address else "--backend ray"
         raise ConfigError(where, f"cannot start or reach Ray: {one_line(err)}") from None
     return True
