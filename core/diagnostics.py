@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -200,6 +201,17 @@ class LayerStats:
             "nfm_identity": self.nfm_identity, "agop_identity": self.agop_identity,
             "uc_nfa_se": self.uc_nfa_se, "c_nfa_se": self.c_nfa_se, "step_norm": self.step_norm,
         }
+
+
+def restored_layer_stats(layer: int, arrays: dict[str, np.ndarray], row: dict) -> LayerStats:
+    """A LayerStats rebuilt from a run folder: matrices from final.npz, numbers from its metrics.csv row."""
+    matrices = {key: _np(_t(arrays[f"layer{layer}.{key}"])) for key in _MATRICES}
+    values = {key: row.get(key) for key in _SCALARS[:-4]}
+    values.update(init_norm=row.get("init_share") or 0.0, cross_norm=row.get("cross_share") or 0.0,
+                  centered_norm=row.get("centered_share") or 0.0)
+    values["uc_nfa_cosine"] = correlation(_t(matrices["nfm"]), _t(matrices["agop"]), "cosine")
+    stats = LayerStats.build(layer, matrices, values, row.get("feature_quality"))
+    return dataclasses.replace(stats, step_norm=row.get("step_norm"))
 
 
 def _shares(norms) -> tuple[float, float, float]:
