@@ -9,7 +9,6 @@ resumes bit-for-bit on CPU.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import zipfile
 from pathlib import Path
