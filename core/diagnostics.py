@@ -220,7 +220,14 @@ def _shares(norms) -> tuple[float, float, float]:
 
 
 def _device_terms(w, w0, k, e, kind: str, alpha: float) -> tuple[dict, torch.Tensor]:
-    """One layer's matrices and scalars (a 1-d tensor in _SCALARS order), on the device, no sync."""
+    """One layer's matrices and scalars (a 1-d tensor in _SCALARS order), on the device, no sync.
+
+    Products are taken in float64 whatever the model's dtype (k x k work, small next to the
+    sweep), so NFM and AGOP are exact functions of the W and K they are shown with.
+    """
+    quad_dtype = k.dtype
+    w, w0, k = (t.to(torch.float64) for t in (w, w0, k))
+    e = None if e is None else e.to(torch.float64)
     dw = w - w0
     init, half, cen = w0.T @ w0, w0.T @ dw, dw.T @ dw
     cross = half + half.T
@@ -234,8 +241,8 @@ def _device_terms(w, w0, k, e, kind: str, alpha: float) -> tuple[dict, torch.Ten
     if alpha == 1:
         uc, c, agop_id = _rho(nfm, agop, kind), _rho(cen, cagop, kind), _rho_identity(agop, kind)
         if e is not None:
-            uc_se = jackknife.standard_error(jackknife.replicate_correlations(w, nfm, agop, k, e, kind))
-            c_se = jackknife.standard_error(jackknife.replicate_correlations(dw, cen, cagop, k, e, kind))
+            uc_se = jackknife.standard_error(jackknife.replicate_correlations(w, nfm, agop, k, e, kind, quad_dtype))
+            c_se = jackknife.standard_error(jackknife.replicate_correlations(dw, cen, cagop, k, e, kind, quad_dtype))
     scalars = torch.stack([
         uc, torch.where(moved, c, nan), torch.where(w_norm > 0, norm(dw) / w_norm, nan),
         _rho(nfm, agop, "cosine"), _rho_identity(nfm, kind), agop_id, uc_se, torch.where(moved, c_se, nan),
@@ -331,6 +338,6 @@ def measure_model(model: MLP, w0s: list[torch.Tensor], x_measure: torch.Tensor,
     ks = sweep.covariances()
     parts = []
     for i, (w, w0, k, sums) in enumerate(zip(model.weights(), w0s, ks, sweep.sums)):
-        deltas = jackknife.replicate_deltas(sums, sweep.counts) if len(sweep.counts) > 1 else None
+        deltas = jackknife.replicate_deltas(sums.to(torch.float64), sweep.counts) if len(sweep.counts) > 1 else None
         parts.append((i + 1, *_device_terms(w.detach(), w0, k, deltas, correlation_kind, alpha), deltas))
     return _finish(parts, correlation_kind, alpha, g_star)

@@ -32,8 +32,12 @@ def replicate_deltas(sums: torch.Tensor, counts: tuple[int, ...]) -> torch.Tenso
 
 
 def replicate_correlations(v: torch.Tensor, nfm: torch.Tensor, agop: torch.Tensor, k: torch.Tensor,
-                           e: torch.Tensor, kind: str) -> torch.Tensor:
-    """rho(V^T V, V^T K_(-g) V) for every group g (alpha = 1), as a (G,) tensor, on v's device."""
+                           e: torch.Tensor, kind: str, quad_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """rho(V^T V, V^T K_(-g) V) for every group g (alpha = 1), as a (G,) tensor, on v's device.
+
+    The quadratic term tr(E_g G_V E_g G_V), second order in the small E_g, may be computed in a
+    lower ``quad_dtype`` (the sweep's float32): its rounding is then far below the SE's own.
+    """
     gram = v @ v.T
     b = v.sum(1)
     if kind == "pearson":
@@ -46,14 +50,19 @@ def replicate_correlations(v: torch.Tensor, nfm: torch.Tensor, agop: torch.Tenso
         n_norm = torch.linalg.vector_norm(nfm)
         num0 = (nfm * agop).sum()
     y = gram @ k @ gram
-    x = (e.reshape(-1, e.shape[-1]) @ gram).reshape(e.shape)  # E_g G_V, all groups in one product
-    quad = (x * x.transpose(1, 2)).sum((1, 2))
+    quad = _quadratic(e, gram, quad_dtype or e.dtype)
     num = num0 + (m[None] * e).sum((1, 2))
     sq = (agop * agop).sum() + 2 * (y[None] * e).sum((1, 2)) + quad
     if kind == "pearson":
         total = agop.sum() + torch.einsum("i,gij,j->g", b, e, b)
         sq = sq - total * total / agop.numel()
     return num / (n_norm * sq.clamp(min=0).sqrt())
+
+
+def _quadratic(e: torch.Tensor, gram: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """tr(E_g G E_g G) for every g, as one (G k, k) x (k, k) product."""
+    x = (e.to(dtype).reshape(-1, e.shape[-1]) @ gram.to(dtype)).reshape(e.shape)
+    return (x * x.transpose(1, 2)).sum((1, 2)).to(e.dtype)
 
 
 def standard_error(replicates: torch.Tensor) -> torch.Tensor:
