@@ -211,7 +211,9 @@ def restored_layer_stats(layer: int, arrays: dict[str, np.ndarray], row: dict) -
                   centered_norm=row.get("centered_share") or 0.0)
     values["uc_nfa_cosine"] = correlation(_t(matrices["nfm"]), _t(matrices["agop"]), "cosine")
     stats = LayerStats.build(layer, matrices, values, row.get("feature_quality"))
-    return dataclasses.replace(stats, step_norm=row.get("step_norm"))
+    shares = tuple(row.get(key) for key in ("init_share", "cross_share", "centered_share"))
+    return dataclasses.replace(stats, step_norm=row.get("step_norm"),
+                               nfm_shares=shares if None not in shares else stats.nfm_shares)
 
 
 def _shares(norms) -> tuple[float, float, float]:
