@@ -10,7 +10,6 @@ from pathlib import Path
 from core.engine import Engine, Snapshot
 from core.history import History
 from core.iofiles import atomic_write_text
-from core.plots import nfa_figure, save_figure
 
 EXIT_OK, EXIT_DIVERGED = 0, 3
 
@@ -136,6 +135,8 @@ def compare_command(cfg, out: Path, quiet: bool = False) -> int:
         print(f"== {name} ==")
         status = max(status, _finish(engine, snaps[name], out / name))
     atomic_write_text(out / "compare.csv", compare_csv(snaps["baseline"].history, snaps["slo"].history))
+    from core.plots import save_figure  # matplotlib only once figures are drawn (start-up stays fast)
+
     save_figure(_compare_figure(snaps["baseline"].history, snaps["slo"].history, cfg), out / "compare.png")
     print(_compare_summary(snaps["baseline"], snaps["slo"], cfg.optim.slo.target_layer))
     print(f"wrote {out / 'compare.csv'}")
