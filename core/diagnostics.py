@@ -332,14 +332,22 @@ def _finish(parts, kind: str, alpha: float, g_star: torch.Tensor | None) -> list
     return stats
 
 
-def measure_model(model: MLP, w0s: list[torch.Tensor], x_measure: torch.Tensor,
-                  correlation_kind: str = "pearson", alpha: float = 1.0,
-                  g_star: torch.Tensor | None = None, se_groups: int = SE_GROUPS) -> list[LayerStats]:
-    """All hidden layers' diagnostics for the model's current weights."""
+def device_parts(model: MLP, w0s: list[torch.Tensor], x_measure: torch.Tensor, correlation_kind: str = "pearson",
+                 alpha: float = 1.0, se_groups: int = SE_GROUPS) -> list[tuple]:
+    """The sweep and every layer's products and scalars, on the model's device, without host synchronisation."""
     sweep = ptk_sweep(model, x_measure, se_groups)
     ks = sweep.covariances()
     parts = []
     for i, (w, w0, k, sums) in enumerate(zip(model.weights(), w0s, ks, sweep.sums)):
         deltas = jackknife.replicate_deltas(sums.to(torch.float64), sweep.counts) if len(sweep.counts) > 1 else None
-        parts.append((i + 1, *_device_terms(w.detach(), w0, k, deltas, correlation_kind, alpha), deltas))
+        kept = deltas if alpha != 1 else None  # the host path (alpha != 1) needs them; else freed per layer
+        parts.append((i + 1, *_device_terms(w.detach(), w0, k, deltas, correlation_kind, alpha), kept))
+    return parts
+
+
+def measure_model(model: MLP, w0s: list[torch.Tensor], x_measure: torch.Tensor,
+                  correlation_kind: str = "pearson", alpha: float = 1.0,
+                  g_star: torch.Tensor | None = None, se_groups: int = SE_GROUPS) -> list[LayerStats]:
+    """All hidden layers' diagnostics for the model's current weights (one device-to-host transfer)."""
+    parts = device_parts(model, w0s, x_measure, correlation_kind, alpha, se_groups)
     return _finish(parts, correlation_kind, alpha, g_star)

@@ -27,8 +27,8 @@ def replicate_deltas(sums: torch.Tensor, counts: tuple[int, ...]) -> torch.Tenso
     """E_g = K_(-g) - K for every group g: (G, k, k), from the group sums (G, k, k)."""
     n = sum(counts)
     total = sums.sum(0)
-    rest = torch.tensor([n - c for c in counts], dtype=sums.dtype, device=sums.device)
-    return (total[None] - sums) / rest[:, None, None] - (total / n)[None]
+    k = total / n
+    return torch.stack([(total - s) / (n - c) - k for s, c in zip(sums, counts)])  # no host-to-device copy
 
 
 def replicate_correlations(v: torch.Tensor, nfm: torch.Tensor, agop: torch.Tensor, k: torch.Tensor,
@@ -51,10 +51,11 @@ def replicate_correlations(v: torch.Tensor, nfm: torch.Tensor, agop: torch.Tenso
         num0 = (nfm * agop).sum()
     y = gram @ k @ gram
     quad = _quadratic(e, gram, quad_dtype or e.dtype)
-    num = num0 + (m[None] * e).sum((1, 2))
-    sq = (agop * agop).sum() + 2 * (y[None] * e).sum((1, 2)) + quad
+    flat = e.reshape(e.shape[0], -1)
+    num = num0 + flat @ m.reshape(-1)
+    sq = (agop * agop).sum() + 2 * (flat @ y.reshape(-1)) + quad
     if kind == "pearson":
-        total = agop.sum() + torch.einsum("i,gij,j->g", b, e, b)
+        total = agop.sum() + (e @ b) @ b
         sq = sq - total * total / agop.numel()
     return num / (n_norm * sq.clamp(min=0).sqrt())
 

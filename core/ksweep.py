@@ -9,7 +9,8 @@ tensor: K_L = (W_out^T W_out) * (D^T D) with D = phi'(h_L).
 
 Points are split into ``groups`` contiguous parts (for the jackknife, core/jackknife.py);
 each group's sums are kept apart, so K and every leave-one-group-out K come from the same
-sweep. Chunks never span two groups; a chunk holds at most ``CHUNK_ELEMENTS`` entries of
+sweep. A chunk may span groups (shared propagation, one Gram product per group); it holds
+at most ``CHUNK_ELEMENTS`` entries of
 the propagated Jacobian, so memory stays bounded whatever n is.
 """
 
@@ -68,24 +69,27 @@ def ptk_sweep(model: MLP, x: torch.Tensor, groups: int = 1) -> Sweep:
     sums = [torch.zeros(len(bounds), k, k, dtype=x.dtype, device=x.device) for k in widths]
     chunk = chunk_rows(model)
     with torch.no_grad():
+        for lo in range(0, x.shape[0], chunk):
+            hi = min(lo + chunk, x.shape[0])
+            segments = [(g, max(a, lo) - lo, min(b, hi) - lo) for g, (a, b) in enumerate(bounds) if a < hi and b > lo]
+            _accumulate(model, x[lo:hi], sums, segments)
         w_out = model.out.weight
-        out_gram = w_out.T @ w_out
-        for g, (start, stop) in enumerate(bounds):
-            last = torch.zeros_like(sums[-1][g])  # D^T D of the last layer, times W_out^T W_out at the end
-            for lo in range(start, stop, chunk):
-                _accumulate(model, x[lo:min(lo + chunk, stop)], [s[g] for s in sums[:-1]], last)
-            sums[-1][g].copy_(out_gram * _symmetrize(last))
-            for s in sums[:-1]:
-                s[g].copy_(_symmetrize(s[g]))
+        sums[-1] = (w_out.T @ w_out)[None] * _symmetrize(sums[-1])  # K_L = (W_out^T W_out) * (D^T D)
+        sums[:-1] = [_symmetrize(s) for s in sums[:-1]]
     return Sweep(sums=sums, counts=tuple(b - a for a, b in bounds))
 
 
-def _accumulate(model: MLP, x: torch.Tensor, ks: list[torch.Tensor], last_gram: torch.Tensor) -> None:
-    """Adds one chunk's upper-triangle Gram products to ks (layers 1..L-1) and last_gram (D_L^T D_L)."""
+def _accumulate(model: MLP, x: torch.Tensor, sums: list[torch.Tensor], segments) -> None:
+    """Adds one chunk's upper-triangle Gram products to each group's sums (D_L^T D_L for the last layer).
+
+    ``segments``: (group, first, stop) row ranges of the chunk; the propagation runs once for
+    the whole chunk, the Gram products once per segment.
+    """
     hs = model.preactivations(x)
     m, c = x.shape[0], model.out.out_features
     last = activation_derivative(model.activation, hs[-1])  # (m, k_L)
-    gram_upper_(last_gram, last)
+    for g, a, b in segments:
+        gram_upper_(sums[-1][g], last[a:b])
     if len(hs) == 1:
         return
     flat = (model.out.weight[None, :, :] * last[:, None, :]).reshape(m * c, -1)  # (m*c, k_L)
@@ -93,7 +97,8 @@ def _accumulate(model: MLP, x: torch.Tensor, ks: list[torch.Tensor], last_gram: 
         back = (flat @ model.hidden[l + 1].weight).reshape(m, c, -1)  # (m, c, k_l): d f / d a_l
         back.mul_(activation_derivative(model.activation, hs[l])[:, None, :])
         flat = back.reshape(m * c, -1)
-        gram_upper_(ks[l], flat)
+        for g, a, b in segments:
+            gram_upper_(sums[l][g], flat[a * c:b * c])
 
 
 def gram_upper_(acc: torch.Tensor, f: torch.Tensor, leaf: int | None = None) -> None:
@@ -110,9 +115,8 @@ def gram_upper_(acc: torch.Tensor, f: torch.Tensor, leaf: int | None = None) -> 
 
 
 def _symmetrize(upper: torch.Tensor) -> torch.Tensor:
-    """The symmetric matrix whose upper triangle (diagonal included) is ``upper``'s."""
-    tri = torch.triu(upper)
-    return tri + torch.triu(upper, 1).T
+    """The symmetric matrices whose upper triangles (diagonal included) are ``upper``'s (..., k, k)."""
+    return torch.triu(upper) + torch.triu(upper, 1).transpose(-1, -2)
 
 
 def ptk_covariances(model: MLP, x: torch.Tensor) -> list[torch.Tensor]:
