@@ -1,13 +1,21 @@
-"""Core benchmark: diagnostics and training speed, as ratios against references in the same run.
+"""Core benchmark: every figure of the measurement-speed issue, as ratios measured in one process.
 
-Run by hand (not in CI):  python benchmarks/bench_core.py [--n 2000] [--threads 2]
+Run by hand (not in CI):  python benchmarks/bench_core.py [--n 2000] [--threads 2] [--e2e-repeats 3]
 
-1. All-layer diagnostics (K for every layer in one batched sweep, then NFM, AGOP, centered
-   versions, correlations, SVD alignment, shares) versus a per-sample ``torch.func.jacrev``
-   + ``vmap`` computation of K alone, layer by layer (how the paper's public code does it).
-   Same weights and data; K agreement is checked in float64.
-2. The K accumulation's achieved FLOP rate as a fraction of a plain matmul's rate.
-3. Training steps without measurement versus a bare PyTorch loop on the same model and batches.
+1. The floor: the arithmetic any exact K needs (the Jacobian pushed back through every layer
+   for every point, 2 n c k_{l+1} k_l FLOPs per layer, plus one Gram product per layer,
+   2 n c k_l^2, the last layer's closed form 2 n k_L^2), divided by this process's plain
+   matmul rate (2048^3, float32). K (the grouped sweep a measurement runs) and a full
+   measurement (every number metrics.csv records and the matrices a snapshot holds) as
+   fractions of the floor rate: floor time / time.
+2. Per-sample jacrev+vmap K (the authors' get_Ks: jacrev w.r.t. zero perturbations of every
+   pre-activation, vmapped over chunks of 1,024), warmed once; K agreement in float64 and float32.
+3. Start-up: launch to the first line of ``python -m app.cli run --config quickstart``
+   (printed once step 0 is measured) against ``python -c "import torch"``, alternated.
+4. Figures: nfa.png and heatmaps.png of a digits run.
+5. End to end: ``run --config digits`` for 60 steps measured every step on 1,000 points
+   against benchmarks/jacrev_script.py at the same cadence (start-up included), alternated.
+6. Training steps without measurement versus a bare PyTorch loop on the same model and batches.
 """
 
 from __future__ import annotations
@@ -17,20 +25,24 @@ import copy
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from torch.func import jacrev, vmap  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from core.config import RunConfig  # noqa: E402
+from core.config import RunConfig, preset_config  # noqa: E402
 from core.data import Dataset  # noqa: E402
-from core.diagnostics import measure_model, ptk_covariances  # noqa: E402
+from core.diagnostics import SE_GROUPS, measure_model  # noqa: E402
 from core.engine import Engine  # noqa: E402
+from core.ksweep import ptk_covariances, ptk_sweep  # noqa: E402
 from core.model import ACTIVATION_FNS, MLP  # noqa: E402
 
 
@@ -81,24 +93,6 @@ def reference_k(model: MLP, x: torch.Tensor, chunk: int = 1024) -> list[torch.Te
     return [k / x.shape[0] for k in ks]
 
 
-def reference_k_layerwise(model: MLP, x: torch.Tensor) -> list[torch.Tensor]:
-    """K_l one layer at a time: jacrev + vmap of the sub-network from h_l to the output."""
-    phi = ACTIVATION_FNS[model.activation]
-    weights = [layer.weight for layer in model.hidden]
-    w_out = model.out.weight
-    ks = []
-    for l, h in enumerate(model.preactivations(x)):
-        def tail(h_i, l=l):
-            a = phi(h_i)
-            for w in weights[l + 1:]:
-                a = phi(w @ a)
-            return w_out @ a
-        with torch.no_grad():
-            jac = vmap(jacrev(tail))(h)  # (n, c, k_l)
-        ks.append(torch.einsum("nck,ncj->kj", jac, jac) / x.shape[0])
-    return ks
-
-
 def timed(fn, repeats: int) -> float:
     """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up."""
     fn()
@@ -110,48 +104,105 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def check_agreement(n: int) -> float:
-    """Max relative difference of K (float64), batched sweep versus per-sample reference."""
+def check_agreement(n: int) -> tuple[float, float]:
+    """Max relative difference of K against the per-sample reference: float64, and float32 vs float64."""
     model, x = make_model(n, torch.float64)
-    ours = ptk_covariances(model, x)
-    return max(float((a - b).abs().max() / b.abs().max())
-               for ref in (reference_k(model, x), reference_k_layerwise(model, x))
-               for a, b in zip(ours, ref))
+    ref = reference_k(model, x)
+    ours64 = ptk_covariances(model, x)
+    ours32 = ptk_covariances(copy.deepcopy(model).float(), x.float())
+    return tuple(max(float((a.double() - b).abs().max() / b.abs().max()) for a, b in zip(ours, ref))
+                 for ours in (ours64, ours32))
 
 
-def bench_diagnostics(n: int, repeats: int) -> dict[str, float]:
-    """Median seconds: our full diagnostics, our K alone, and the two per-sample references."""
+def floor_flops(model: MLP, n: int) -> float:
+    """The issue's floor: 2 n c k_{l+1} k_l per propagation, 2 n c k_l^2 per Gram product, 2 n k_L^2 last."""
+    widths = [layer.out_features for layer in model.hidden]
+    c = model.out.out_features
+    prop = sum(2 * n * c * a * b for a, b in zip(widths[:-1], widths[1:]))
+    return prop + sum(2 * n * c * k * k for k in widths[:-1]) + 2 * n * widths[-1] ** 2
+
+
+def interleaved(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each function, run in turns (after one warm-up each) so drifts hit all."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def bench_measurement(n: int, repeats: int) -> dict[str, float]:
+    """Median seconds: plain matmul (for the rate), K sweep, full measurement, jacrev+vmap K."""
     model, x = make_model(n, torch.float32)
     w0 = [w.detach().clone() * 0.9 for w in model.weights()]
-    return {
-        "diagnostics": timed(lambda: measure_model(model, w0, x, "pearson", 1.0), repeats),
-        "k_only": timed(lambda: ptk_covariances(model, x), repeats),
-        "reference": timed(lambda: reference_k(model, x), repeats),
-        "reference_layerwise": timed(lambda: reference_k_layerwise(model, x), max(1, repeats // 2)),
-    }
+    a = torch.randn(2048, 2048)
+
+    def full():
+        for s in measure_model(model, w0, x, "pearson", 1.0):
+            s.scalars()  # every metrics.csv number, diag_share included
+
+    t = interleaved({"matmul": lambda: a @ a, "k": lambda: ptk_sweep(model, x, SE_GROUPS), "full": full,
+                     "jacrev": lambda: reference_k(model, x)}, repeats)
+    t["rate"] = 2 * 2048 ** 3 / t["matmul"]
+    t["floor"] = floor_flops(model, n) / t["rate"]
+    return t
 
 
-def k_flops(model: MLP, n: int) -> float:
-    """2 x multiply-adds of the forward sweep, the backward propagation and the K products.
+def first_line_seconds(cmd: list[str], prefix: str = "") -> float:
+    """Seconds from launch to the first stderr line starting with ``prefix`` (the process is then ended)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if line.startswith(prefix):
+                break
+        else:
+            proc.wait()
+        return time.perf_counter() - t0
+    finally:
+        proc.kill()
+        proc.wait()
 
-    The last layer's K is (W_out^T W_out) * (D^T D): 2 n k_L^2, not 2 n c k_L^2.
-    """
-    widths = [model.hidden[0].in_features] + [layer.out_features for layer in model.hidden]
-    c = model.out.out_features
-    fwd = sum(2 * n * a * b for a, b in zip(widths, widths[1:]))
-    ks = sum(2 * n * c * k * k for k in widths[1:-1]) + 2 * n * widths[-1] ** 2
-    prop = sum(2 * n * c * a * b for a, b in zip(widths[1:-1], widths[2:]))
-    return fwd + ks + prop
+
+def bench_startup(repeats: int, tmp: Path) -> tuple[float, float]:
+    """Median seconds: ``import torch`` and the CLI's first line, alternated."""
+    torch_t, cli_t = [], []
+    for i in range(repeats):
+        torch_t.append(first_line_seconds([sys.executable, "-c", "import torch"]))
+        cli_t.append(first_line_seconds([sys.executable, "-m", "app.cli", "run", "--config", "quickstart",
+                                         "--out", str(tmp / f"start{i}")], "run:"))
+    return statistics.median(torch_t), statistics.median(cli_t)
 
 
-def bench_flop_rate(n: int, repeats: int) -> tuple[float, float]:
-    model, x = make_model(n, torch.float32)
-    t_k = timed(lambda: ptk_covariances(model, x), repeats)
-    rate_k = k_flops(model, n) / t_k
-    a = torch.randn(n * 10, 256)
-    t_mm = timed(lambda: a.T @ a, repeats)
-    rate_mm = 2 * n * 10 * 256 * 256 / t_mm
-    return rate_k, rate_mm
+def bench_figures(tmp: Path) -> tuple[float, float]:
+    """Seconds to write a digits run's figures: first time (matplotlib import included), then the median."""
+    cfg = preset_config("digits")
+    cfg.steps, cfg.measure.every, cfg.device = 20, 10, "cpu"
+    snap = Engine(cfg).run()
+    t0 = time.perf_counter()
+    from core.plots import write_figures
+
+    write_figures(snap, tmp)
+    first = time.perf_counter() - t0
+    return first, timed(lambda: write_figures(snap, tmp), 3)
+
+
+def bench_end_to_end(repeats: int, tmp: Path) -> tuple[float, float]:
+    """Median wall seconds of the CLI run and the jacrev script, alternated (separate processes)."""
+    cli = [sys.executable, "-m", "app.cli", "run", "--config", "digits", "--steps", "60", "--quiet",
+           "--set", "measure.every=1", "--set", "measure.n_points=1000", "--set", "device=cpu"]
+    script = [sys.executable, str(ROOT / "benchmarks" / "jacrev_script.py"), "--steps", "60", "--every", "1"]
+    cli_t, script_t = [], []
+    for i in range(repeats):
+        for cmd, out, acc in ((cli, tmp / f"cli{i}", cli_t), (script, tmp / f"script{i}", script_t)):
+            t0 = time.perf_counter()
+            subprocess.run(cmd + ["--out", str(out)], cwd=ROOT, check=True, capture_output=True)
+            acc.append(time.perf_counter() - t0)
+    return statistics.median(cli_t), statistics.median(script_t)
 
 
 def bench_dataset(n: int, outputs: int = 10) -> Dataset:
@@ -193,29 +244,44 @@ def bench_training(steps: int, repeats: int) -> tuple[float, float]:
     return statistics.median(t_engine), statistics.median(t_bare)
 
 
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--e2e-repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, n={args.n}")
-
-    diff = check_agreement(min(args.n, 500))
-    print(f"K agreement (float64, n={min(args.n, 500)}): max relative difference {diff:.2e} (target <= 1e-5)")
-    t = bench_diagnostics(args.n, args.repeats)
-    for ref in ("reference", "reference_layerwise"):
-        print(f"{ref:>19}: per-sample jacrev+vmap K {t[ref] * 1e3:.0f} ms; all-layer diagnostics "
-              f"{t['diagnostics'] * 1e3:.0f} ms: {t[ref] / t['diagnostics']:.2f}x; K alone "
-              f"{t['k_only'] * 1e3:.0f} ms: {t[ref] / t['k_only']:.2f}x (target >= 8x)")
-    rate_k, rate_mm = bench_flop_rate(args.n, args.repeats)
-    print(f"K accumulation {rate_k / 1e9:.1f} GFLOP/s vs plain matmul {rate_mm / 1e9:.1f} GFLOP/s: "
-          f"{rate_k / rate_mm:.2f} of matmul rate (target >= 0.7)")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the subprocesses below use as many
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; n={args.n}, d=256, 5x256, c=10, float32")
+    n_check = min(args.n, 500)
+    d64, d32 = check_agreement(n_check)
+    print(f"K vs per-sample jacrev (n={n_check}): max rel. difference float64 {d64:.1e} (target <= 1e-10), "
+          f"float32 {d32:.1e} (target <= 1e-5)")
+    t = bench_measurement(args.n, args.repeats)
+    ms = lambda v: f"{v * 1e3:.0f} ms"  # noqa: E731
+    print(f"plain matmul (2048^3, float32) {t['rate'] / 1e9:.0f} GFLOP/s -> floor {ms(t['floor'])}")
+    print(f"K (grouped sweep): {ms(t['k'])}, floor/time {t['floor'] / t['k']:.2f} (target >= 0.8)")
+    print(f"full measurement: {ms(t['full'])}, floor/time {t['floor'] / t['full']:.2f} (target >= 0.7)")
+    print(f"warmed jacrev+vmap K: {ms(t['jacrev'])}, floor/time {t['floor'] / t['jacrev']:.2f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t_torch, t_cli = bench_startup(args.repeats, tmp)
+        print(f"start-up: import torch {t_torch:.2f} s, CLI to its first line (step 0 measured) {t_cli:.2f} s: "
+              f"{t_cli / t_torch:.2f}x (target <= 1.3x)")
+        first, again = bench_figures(tmp)
+        print(f"figures (digits: nfa.png + heatmaps.png): {first:.2f} s the first time (matplotlib import "
+              f"included), {again:.2f} s after")
+        if args.e2e_repeats:
+            t_run, t_script = bench_end_to_end(args.e2e_repeats, tmp)
+            print(f"end to end (digits 5x256, 60 steps, measured every step on 1,000 points): CLI {t_run:.1f} s, "
+                  f"jacrev script {t_script:.1f} s: {t_script / t_run:.2f}x faster (target >= 1.3x)")
     t_engine, t_bare = bench_training(200, args.repeats)
-    print(f"training 200 steps: engine {t_engine * 1e3:.0f} ms vs bare loop {t_bare * 1e3:.0f} ms: "
-          f"{t_engine / t_bare:.3f}x (target <= 1.15x)")
+    print(f"training 200 steps: engine {ms(t_engine)} vs bare loop {ms(t_bare)}: {t_engine / t_bare:.3f}x "
+          f"(target <= 1.15x)")
 
 
 if __name__ == "__main__":

@@ -10,75 +10,84 @@ Glossary (see docs/nfa-math.md for the definitions; l = 1..L are the hidden laye
 - ``centered_nfm`` ``dW^T dW`` and ``centered_agop`` ``dW^T K dW``.
 - ``uc_nfa``: rho(nfm, agop^alpha); ``c_nfa``: rho(centered_nfm, centered_agop^alpha),
   undefined (None) while dW = 0.
+- ``nfm_identity`` / ``agop_identity``: rho(nfm, I) and rho(agop^alpha, I), the identity baseline.
+- ``uc_nfa_se`` / ``c_nfa_se``: jackknife standard errors over the measurement set (core/jackknife.py).
 - ``rel_movement``: ||dW||_F / ||W||_F.
 - ``utku``: U^T K U with W = U S V^T; ``diag_share`` = ||diag(utku)||_F / ||utku||_F.
 - ``nfm_shares`` / ``agop_shares``: Frobenius norms of the init, cross and centered terms
   of NFM (AGOP), each divided by the sum of the three.
 - ``feature_quality``: rho(nfm_1, G*^alpha) for a synthetic target's ground truth G*.
 
-K for every layer comes from one batched backward sweep over the measurement set: the
-output Jacobian is propagated through the layers for all points at once, and each K is
-accumulated as one matrix product per chunk (no per-sample autograd).
+A measurement runs in three stages. The K sweep (core/ksweep.py) and every product and
+correlation that metrics.csv needs run on the model's device in the model's dtype, with no
+host synchronisation; then one transfer brings the matrices and scalars to the host as
+float64; what only a view needs (the SVD alignment U^T K U, the AGOP shares) is computed
+there on first access and cached (``LayerStats`` lazy properties).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 
-from core.model import MLP, activation_derivative
+from core import jackknife
+from core.ksweep import ptk_covariances, ptk_sweep  # noqa: F401  (ptk_covariances: public API)
+from core.model import MLP
 
-CHUNK_ELEMENTS = 1 << 22  # rows*c*k of the propagated Jacobian held at once
+SE_GROUPS = 8
+"""Jackknife groups of the measurement set (fewer when it has fewer points)."""
 
-
-def ptk_covariances(model: MLP, x: torch.Tensor) -> list[torch.Tensor]:
-    """K_1..K_L (each k_l x k_l) over the points x (n, d), in the model's dtype."""
-    widths = [layer.out_features for layer in model.hidden]
-    c = model.out.out_features
-    ks = [torch.zeros(k, k, dtype=x.dtype, device=x.device) for k in widths]
-    n = x.shape[0]
-    chunk = max(1, CHUNK_ELEMENTS // (c * max(widths)))
-    with torch.no_grad():
-        for start in range(0, n, chunk):
-            _accumulate(model, x[start:start + chunk], ks)
-    return [k / n for k in ks]
-
-
-def _accumulate(model: MLP, x: torch.Tensor, ks: list[torch.Tensor]) -> None:
-    hs = model.preactivations(x)
-    m, c = x.shape[0], model.out.out_features
-    w_out = model.out.weight  # (c, k_L)
-    last = activation_derivative(model.activation, hs[-1])  # (m, k_L)
-    # J_L(x_i) = W_out diag(phi'(h_L)), so K_L = (W_out^T W_out) * (D^T D): no (m, c, k) tensor
-    ks[-1].add_((w_out.T @ w_out) * (last.T @ last))
-    if len(hs) == 1:
-        return
-    flat = (w_out.expand(m, -1, -1) * last[:, None, :]).reshape(m * c, -1)  # (m*c, k_L)
-    for l in range(len(hs) - 2, -1, -1):
-        back = (flat @ model.hidden[l + 1].weight).reshape(m, c, -1)  # (m, c, k_l): d f / d a_l
-        flat = (back * activation_derivative(model.activation, hs[l])[:, None, :]).reshape(m * c, -1)
-        ks[l].addmm_(flat.T, flat)
+_MATRICES = ("W", "W0", "K", "nfm", "agop", "centered_nfm", "centered_agop")
+_SCALARS = ("uc_nfa", "c_nfa", "rel_movement", "uc_nfa_cosine", "nfm_identity", "agop_identity",
+            "uc_nfa_se", "c_nfa_se", "init_norm", "cross_norm", "centered_norm", "moved")
 
 
 def correlation(a: torch.Tensor, b: torch.Tensor, kind: str = "pearson") -> float:
     """rho: cosine of the flattened matrices, after subtracting each one's mean entry for pearson."""
+    return float(_rho(a, b, kind))
+
+
+def _rho(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
+    """correlation() as a 0-d tensor on the inputs' device (NaN when either side is constant/zero)."""
     a, b = a.reshape(-1), b.reshape(-1)
+    if a.dtype != b.dtype:
+        common = torch.promote_types(a.dtype, b.dtype)
+        a, b = a.to(common), b.to(common)
     if kind == "pearson":
         a, b = a - a.mean(), b - b.mean()
     denom = torch.linalg.vector_norm(a) * torch.linalg.vector_norm(b)
-    if denom == 0 or not torch.isfinite(denom):
-        return float("nan")
-    return float((a @ b) / denom)
+    value = (a @ b) / denom
+    return torch.where((denom == 0) | ~torch.isfinite(denom), torch.full_like(value, math.nan), value)
+
+
+def _rho_identity(m: torch.Tensor, kind: str) -> torch.Tensor:
+    return _rho(m, torch.eye(m.shape[0], dtype=m.dtype, device=m.device), kind)
 
 
 def matrix_power(m: torch.Tensor, alpha: float) -> torch.Tensor:
     """m^alpha of a symmetric matrix via eigh, negative eigenvalues clipped to 0."""
     if alpha == 1:
         return m
-    vals, vecs = torch.linalg.eigh((m + m.T) / 2)
+    with single_thread():
+        vals, vecs = torch.linalg.eigh((m + m.T) / 2)
     return (vecs * vals.clamp(min=0) ** alpha) @ vecs.T
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Runs small LAPACK calls (eigh of k x k) on one thread: faster alone, and far faster on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def left_singular(w: torch.Tensor, nfm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,19 +97,25 @@ def left_singular(w: torch.Tensor, nfm: torch.Tensor) -> tuple[torch.Tensor, tor
     singular values below 1e-10 of the largest are left at zero (they carry no NFM or AGOP).
     """
     rows, cols = w.shape
-    if rows <= cols:
-        vals, u = torch.linalg.eigh(w @ w.T)
-        return u.flip(1), vals.flip(0).clamp(min=0).sqrt()
-    vals, v = torch.linalg.eigh(nfm)
+    with single_thread():
+        if rows <= cols:
+            vals, u = torch.linalg.eigh(w @ w.T)
+            return u.flip(1), vals.flip(0).clamp(min=0).sqrt()
+        vals, v = torch.linalg.eigh(nfm)
     s = vals.flip(0).clamp(min=0).sqrt()
     keep = s > s[0] * 1e-10
     u = (w @ v.flip(1)) / torch.where(keep, s, torch.ones_like(s))
     return u * keep, s
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LayerStats:
-    """Everything measured for one hidden layer (numpy, float64)."""
+    """Everything measured for one hidden layer (numpy float64 arrays, read-only; floats or None).
+
+    The contract's matrices and every metrics.csv number are set when measured; ``utku``,
+    ``singular_values``, ``alignment_cosine``, ``diag_share`` and ``agop_shares`` are computed
+    from them on first access and cached.
+    """
 
     layer: int
     W: np.ndarray
@@ -110,23 +125,71 @@ class LayerStats:
     agop: np.ndarray
     centered_nfm: np.ndarray
     centered_agop: np.ndarray
-    utku: np.ndarray
-    singular_values: np.ndarray
     uc_nfa: float
     c_nfa: float | None
     rel_movement: float
-    diag_share: float
     nfm_shares: tuple[float, float, float]
-    agop_shares: tuple[float, float, float]
     uc_nfa_cosine: float
-    alignment_cosine: float
+    nfm_identity: float
+    agop_identity: float
+    uc_nfa_se: float | None
+    c_nfa_se: float | None
     feature_quality: float | None
     step_norm: float | None = None
     """||W_t - W_{t-1}||_F of the step before this measurement (set by the engine; None at step 0)."""
 
+    @classmethod
+    def build(cls, layer: int, matrices: dict[str, np.ndarray], scalars: dict[str, float | None],
+              feature_quality: float | None = None) -> "LayerStats":
+        """From the matrices (_MATRICES) and the measured numbers (_SCALARS but ``moved``)."""
+        shares = _shares((scalars["init_norm"], scalars["cross_norm"], scalars["centered_norm"]))
+        named = {key: scalars[key] for key in ("uc_nfa", "c_nfa", "rel_movement", "uc_nfa_cosine", "nfm_identity",
+                                               "agop_identity", "uc_nfa_se", "c_nfa_se")}
+        return cls(layer=layer, **matrices, **named, nfm_shares=shares, feature_quality=feature_quality)
+
+    def __repr__(self) -> str:
+        return f"LayerStats(layer={self.layer}, shape={self.shape}, uc_nfa={self.uc_nfa:.4f})"
+
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.W.shape)
+
+    @cached_property
+    def _svd(self) -> tuple[np.ndarray, np.ndarray]:
+        w, k = _t(self.W), _t(self.K)
+        u, s = left_singular(w, _t(self.nfm))
+        return _np(u.T @ k @ u), _np(s)
+
+    @property
+    def utku(self) -> np.ndarray:
+        """U^T K U (k_l x k_l): K in the basis of W's left singular vectors."""
+        return self._svd[0]
+
+    @property
+    def singular_values(self) -> np.ndarray:
+        return self._svd[1]
+
+    @cached_property
+    def diag_share(self) -> float:
+        """||diag(U^T K U)||_F / ||U^T K U||_F."""
+        utku = self.utku
+        total = np.linalg.norm(utku)
+        return float(np.linalg.norm(np.diagonal(utku)) / total) if total > 0 else float("nan")
+
+    @cached_property
+    def alignment_cosine(self) -> float:
+        """rho_cosine(S^2, S U^T K U S): equals uc_nfa_cosine (the alignment identity)."""
+        s = _t(self.singular_values)
+        return correlation(torch.diag(s * s), s[:, None] * _t(self.utku) * s[None, :], "cosine")
+
+    @cached_property
+    def agop_shares(self) -> tuple[float, float, float]:
+        """Shares of W0^T K W0, the cross term and dW^T K dW in the AGOP's Frobenius norm."""
+        w0, k = _t(self.W0), _t(self.K)
+        dw = _t(self.W) - w0
+        cross = w0.T @ (k @ dw)
+        terms = (w0.T @ k @ w0, cross + cross.T, _t(self.centered_agop))
+        return _shares([float(torch.linalg.matrix_norm(t)) for t in terms])
 
     def scalars(self) -> dict[str, float | None]:
         """The per-layer numbers recorded in the history."""
@@ -134,57 +197,75 @@ class LayerStats:
             "uc_nfa": self.uc_nfa, "c_nfa": self.c_nfa, "rel_movement": self.rel_movement,
             "feature_quality": self.feature_quality, "diag_share": self.diag_share,
             "init_share": self.nfm_shares[0], "cross_share": self.nfm_shares[1],
-            "centered_share": self.nfm_shares[2], "step_norm": self.step_norm,
+            "centered_share": self.nfm_shares[2],
+            "nfm_identity": self.nfm_identity, "agop_identity": self.agop_identity,
+            "uc_nfa_se": self.uc_nfa_se, "c_nfa_se": self.c_nfa_se, "step_norm": self.step_norm,
         }
 
 
-def _terms(w0: torch.Tensor, dw: torch.Tensor, middle: torch.Tensor | None = None):
-    """(init, cross, centered) terms of W^T M W for W = W0 + dW (M = identity when None)."""
-    m_w0 = w0 if middle is None else middle @ w0
-    m_dw = dw if middle is None else middle @ dw
-    cross = w0.T @ m_dw
-    return w0.T @ m_w0, cross + cross.T, dw.T @ m_dw
+def restored_layer_stats(layer: int, arrays: dict[str, np.ndarray], row: dict) -> LayerStats:
+    """A LayerStats rebuilt from a run folder: matrices from final.npz, numbers from its metrics.csv row."""
+    matrices = {key: _np(_t(arrays[f"layer{layer}.{key}"])) for key in _MATRICES}
+    values = {key: row.get(key) for key in _SCALARS[:-4]}
+    values.update(init_norm=row.get("init_share") or 0.0, cross_norm=row.get("cross_share") or 0.0,
+                  centered_norm=row.get("centered_share") or 0.0)
+    values["uc_nfa_cosine"] = correlation(_t(matrices["nfm"]), _t(matrices["agop"]), "cosine")
+    stats = LayerStats.build(layer, matrices, values, row.get("feature_quality"))
+    shares = tuple(row.get(key) for key in ("init_share", "cross_share", "centered_share"))
+    return dataclasses.replace(stats, step_norm=row.get("step_norm"),
+                               nfm_shares=shares if None not in shares else stats.nfm_shares)
 
 
-def _shares(terms) -> tuple[float, float, float]:
-    norms = [float(torch.linalg.matrix_norm(t)) for t in terms]
+def _shares(norms) -> tuple[float, float, float]:
     total = sum(norms)
     return tuple(v / total for v in norms) if total > 0 else (1.0, 0.0, 0.0)
 
 
-def _diag_share(utku: torch.Tensor) -> float:
-    total = torch.linalg.matrix_norm(utku)
-    return float(torch.linalg.vector_norm(torch.diagonal(utku)) / total) if total > 0 else float("nan")
+def _device_terms(w, w0, k, e, kind: str, alpha: float) -> tuple[dict, torch.Tensor]:
+    """One layer's matrices and scalars (a 1-d tensor in _SCALARS order), on the device, no sync.
 
-
-def layer_stats(layer: int, w: torch.Tensor, w0: torch.Tensor, k: torch.Tensor,
-                correlation_kind: str = "pearson", alpha: float = 1.0,
-                g_star: torch.Tensor | None = None) -> LayerStats:
-    """Diagnostics of one layer from W, W0 and K (all converted to float64)."""
-    w, w0, k = (t.detach().to(torch.float64) for t in (w, w0, k))
+    Products are taken in float64 whatever the model's dtype (k x k work, small next to the
+    sweep), so NFM and AGOP are exact functions of the W and K they are shown with.
+    """
+    quad_dtype = k.dtype
+    w, w0, k = (t.to(torch.float64) for t in (w, w0, k))
+    e = None if e is None else e.to(torch.float64)
     dw = w - w0
-    nfm_terms, agop_terms = _terms(w0, dw), _terms(w0, dw, k)
-    nfm, agop = sum(nfm_terms), sum(agop_terms)
-    cnfm, cagop = nfm_terms[2], agop_terms[2]
-    moved = bool(torch.any(dw != 0))
-    u, s = left_singular(w, nfm)
-    utku = u.T @ k @ u
-    w_norm = float(torch.linalg.matrix_norm(w))
-    fq = None
-    if g_star is not None and layer == 1:
-        fq = correlation(nfm, matrix_power(g_star.to(torch.float64), alpha), correlation_kind)
-    return LayerStats(
-        layer=layer, W=_np(w), W0=_np(w0), K=_np(k), nfm=_np(nfm), agop=_np(agop),
-        centered_nfm=_np(cnfm), centered_agop=_np(cagop), utku=_np(utku), singular_values=_np(s),
-        uc_nfa=correlation(nfm, matrix_power(agop, alpha), correlation_kind),
-        c_nfa=correlation(cnfm, matrix_power(cagop, alpha), correlation_kind) if moved else None,
-        rel_movement=float(torch.linalg.matrix_norm(dw)) / w_norm if w_norm > 0 else float("nan"),
-        diag_share=_diag_share(utku),
-        nfm_shares=_shares(nfm_terms), agop_shares=_shares(agop_terms),
-        uc_nfa_cosine=correlation(nfm, agop, "cosine"),
-        alignment_cosine=correlation(torch.diag(s * s), s[:, None] * utku * s[None, :], "cosine"),
-        feature_quality=fq,
-    )
+    init, half, cen = w0.T @ w0, w0.T @ dw, dw.T @ dw
+    cross = half + half.T
+    nfm = init + cross + cen
+    agop, cagop = w.T @ (k @ w), dw.T @ (k @ dw)
+    moved = (dw != 0).any()
+    nan = torch.full((), math.nan, dtype=w.dtype, device=w.device)
+    norm = torch.linalg.vector_norm
+    w_norm = norm(w)
+    uc = c = agop_id = uc_se = c_se = nan
+    if alpha == 1:
+        uc, c, agop_id = _rho(nfm, agop, kind), _rho(cen, cagop, kind), _rho_identity(agop, kind)
+        if e is not None:
+            uc_se = jackknife.standard_error(jackknife.replicate_correlations(w, nfm, agop, k, e, kind, quad_dtype))
+            c_se = jackknife.standard_error(jackknife.replicate_correlations(dw, cen, cagop, k, e, kind, quad_dtype))
+    scalars = torch.stack([
+        uc, torch.where(moved, c, nan), torch.where(w_norm > 0, norm(dw) / w_norm, nan),
+        _rho(nfm, agop, "cosine"), _rho_identity(nfm, kind), agop_id, uc_se, torch.where(moved, c_se, nan),
+        norm(init), norm(cross), norm(cen), moved.to(w.dtype),
+    ])
+    matrices = dict(W=w, W0=w0, K=k, nfm=nfm, agop=agop, centered_nfm=cen, centered_agop=cagop)
+    return matrices, scalars
+
+
+def _to_host(tensors: list[torch.Tensor]) -> list[np.ndarray]:
+    """float64 numpy copies, read-only; from a GPU in one transfer."""
+    if tensors and tensors[0].device.type != "cpu":
+        flat = torch.cat([t.reshape(-1) for t in tensors]).to("cpu", torch.float64)
+        parts = flat.split([t.numel() for t in tensors])
+        tensors = [p.reshape(t.shape) for p, t in zip(parts, tensors)]
+    return [_np(t.to(torch.float64, copy=True)) for t in tensors]
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    """A writable torch copy of a (read-only) host array."""
+    return torch.from_numpy(np.array(a, dtype=np.float64))
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -193,12 +274,80 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return a
 
 
+def _none(v: float) -> float | None:
+    return None if math.isnan(v) else v
+
+
+def _host_power_terms(m: dict[str, np.ndarray], moved: bool, e: torch.Tensor | None, kind: str,
+                      alpha: float) -> dict[str, float | None]:
+    """UC-NFA, C-NFA, rho(AGOP^alpha, I) and their SEs for alpha != 1 (eigh per replicate, float64)."""
+    t = {key: _t(m[key]) for key in _MATRICES}
+    dw = t["W"] - t["W0"]
+    out = {"uc_nfa": correlation(t["nfm"], matrix_power(t["agop"], alpha), kind),
+           "agop_identity": float(_rho_identity(matrix_power(t["agop"], alpha), kind)),
+           "c_nfa": correlation(t["centered_nfm"], matrix_power(t["centered_agop"], alpha), kind) if moved else None,
+           "uc_nfa_se": None, "c_nfa_se": None}
+    if e is not None:
+        for key, v, nfm, a in (("uc_nfa_se", t["W"], t["nfm"], t["agop"]),
+                               ("c_nfa_se", dw, t["centered_nfm"], t["centered_agop"])):
+            if key == "c_nfa_se" and not moved:
+                continue
+            reps = torch.stack([_rho(nfm, matrix_power(a + v.T @ eg @ v, alpha), kind) for eg in e])
+            out[key] = _none(float(jackknife.standard_error(reps)))
+    return out
+
+
+def layer_stats(layer: int, w: torch.Tensor, w0: torch.Tensor, k: torch.Tensor,
+                correlation_kind: str = "pearson", alpha: float = 1.0,
+                g_star: torch.Tensor | None = None, deltas: torch.Tensor | None = None) -> LayerStats:
+    """Diagnostics of one layer from W, W0 and K (computed in their dtype, returned as float64).
+
+    ``deltas`` (G, k, k): the jackknife's K_(-g) - K (core/jackknife.py); without it the SEs are None.
+    """
+    return _finish([(layer, *_device_terms(w.detach(), w0.detach(), k, deltas, correlation_kind, alpha), deltas)],
+                   correlation_kind, alpha, g_star)[0]
+
+
+def _finish(parts, kind: str, alpha: float, g_star: torch.Tensor | None) -> list[LayerStats]:
+    """Transfers every layer's device results at once and builds the LayerStats."""
+    tensors = [t for _, mats, scal, _ in parts for t in (*(mats[key] for key in _MATRICES), scal)]
+    host = iter(_to_host(tensors))
+    g_pow = None
+    if g_star is not None:
+        g_pow = matrix_power(g_star.detach().to("cpu", torch.float64), alpha)
+    stats = []
+    for layer, _, _, deltas in parts:
+        matrices = {key: next(host) for key in _MATRICES}
+        values = dict(zip(_SCALARS, (float(v) for v in next(host))))
+        moved = values.pop("moved") > 0
+        if alpha != 1:
+            e = None if deltas is None else deltas.to("cpu", torch.float64)
+            values.update(_host_power_terms(matrices, moved, e, kind, alpha))
+        for key in ("c_nfa", "uc_nfa_se", "c_nfa_se"):
+            values[key] = None if values[key] is None else _none(values[key])
+        fq = None
+        if g_pow is not None and layer == 1:
+            fq = correlation(_t(matrices["nfm"]), g_pow, kind)
+        stats.append(LayerStats.build(layer, matrices, values, fq))
+    return stats
+
+
+def device_parts(model: MLP, w0s: list[torch.Tensor], x_measure: torch.Tensor, correlation_kind: str = "pearson",
+                 alpha: float = 1.0, se_groups: int = SE_GROUPS) -> list[tuple]:
+    """The sweep and every layer's products and scalars, on the model's device, without host synchronisation."""
+    sweep = ptk_sweep(model, x_measure, se_groups)
+    ks = sweep.covariances()
+    parts = []
+    for i, (w, w0, k, sums) in enumerate(zip(model.weights(), w0s, ks, sweep.sums)):
+        deltas = jackknife.replicate_deltas(sums.to(torch.float64), sweep.counts) if len(sweep.counts) > 1 else None
+        kept = deltas if alpha != 1 else None  # the host path (alpha != 1) needs them; else freed per layer
+        parts.append((i + 1, *_device_terms(w.detach(), w0, k, deltas, correlation_kind, alpha), kept))
+    return parts
+
+
 def measure_model(model: MLP, w0s: list[torch.Tensor], x_measure: torch.Tensor,
                   correlation_kind: str = "pearson", alpha: float = 1.0,
-                  g_star: torch.Tensor | None = None) -> list[LayerStats]:
-    """All hidden layers' diagnostics for the model's current weights."""
-    ks = ptk_covariances(model, x_measure)
-    return [
-        layer_stats(i + 1, w, w0, k, correlation_kind, alpha, g_star)
-        for i, (w, w0, k) in enumerate(zip(model.weights(), w0s, ks))
-    ]
+                  g_star: torch.Tensor | None = None, se_groups: int = SE_GROUPS) -> list[LayerStats]:
+    """All hidden layers' diagnostics for the model's current weights (one device-to-host transfer)."""
+    parts = device_parts(model, w0s, x_measure, correlation_kind, alpha, se_groups)
+    return _finish(parts, correlation_kind, alpha, g_star)

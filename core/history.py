@@ -16,6 +16,7 @@ COLUMNS = (
     "step", "layer", "uc_nfa", "c_nfa", "rel_movement", "train_loss", "test_loss",
     "feature_quality", "test_accuracy", "diag_share", "init_share", "cross_share",
     "centered_share", "correlation", "alpha", "step_norm",
+    "nfm_identity", "agop_identity", "uc_nfa_se", "c_nfa_se",
 )
 """metrics.csv columns: the contract's eight first, then extras."""
 

@@ -26,7 +26,45 @@ from core.config import OptimConfig
 EPS = 1e-12
 
 
-class SLO(torch.optim.Optimizer):
+class NoDynamo:
+    """torch.optim's bookkeeping without its lazy ``import torch._dynamo`` (about 1 s at start-up).
+
+    ``torch.optim.Optimizer`` wraps ``add_param_group``, ``zero_grad``, ``state_dict``,
+    ``load_state_dict`` and the built-in ``step`` methods in dynamo guards that import
+    torch._dynamo on first call. Nothing here is compiled, so the undecorated originals
+    (``__wrapped__``) are called; the arithmetic is torch's own, bit for bit.
+    """
+
+    def add_param_group(self, param_group: dict) -> None:
+        torch.optim.Optimizer.add_param_group.__wrapped__(self, param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        torch.optim.Optimizer.zero_grad.__wrapped__(self, set_to_none)
+
+    def state_dict(self) -> dict:
+        return torch.optim.Optimizer.state_dict.__wrapped__(self)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        torch.optim.Optimizer.load_state_dict.__wrapped__(self, state_dict)
+
+
+class SGD(NoDynamo, torch.optim.SGD):
+    """torch.optim.SGD without the torch._dynamo import."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        return torch.optim.SGD.step.__wrapped__(self, closure)
+
+
+class Adam(NoDynamo, torch.optim.Adam):
+    """torch.optim.Adam without the torch._dynamo import."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        return torch.optim.Adam.step.__wrapped__(self, closure)
+
+
+class SLO(NoDynamo, torch.optim.Optimizer):
     """Speed-limited optimisation; param groups carry ``layer`` (1..L+1) and ``speed``."""
 
     def __init__(self, groups: list[dict], speed: float = 0.01, boost: float = 10.0,
@@ -79,8 +117,8 @@ def build_optimizer(layers: list[torch.nn.Module], cfg: OptimConfig) -> torch.op
         return SLO(groups, speed=s.speed, boost=s.boost, target_layer=s.target_layer,
                    weight_decay=cfg.weight_decay)
     if cfg.name == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def kind_of(cfg: OptimConfig) -> str:

@@ -237,16 +237,13 @@ def _check_counters(engine, step: int, sample_pos: int, status: str, history: Hi
 
 def _diverged_snapshot(engine, final: dict):
     """A diverged run's weights are not finite: its snapshot is rebuilt from final.npz (the last measured step)."""
-    from core.diagnostics import layer_stats
+    from core.diagnostics import restored_layer_stats
     from core.engine import DIVERGED, Snapshot, describe_optimizer
 
     cfg, step, g_star = engine.config, int(final["step"]), engine._g_star
-    layers = tuple(layer_stats(l, *(torch.from_numpy(final[f"layer{l}.{k}"]) for k in ("W", "W0", "K")),
-                               cfg.measure.correlation, cfg.measure.alpha, g_star)
-                   for l in range(1, cfg.model.depth + 1))
-    row = {r["step"]: r for r in engine._history.rows}[step]
-    norms = {r["layer"]: r.get("step_norm") for r in engine._history.rows if r["step"] == step}
-    layers = tuple(dataclasses.replace(s, step_norm=norms.get(s.layer)) for s in layers)
+    rows = {r["layer"]: r for r in engine._history.rows if r["step"] == step}
+    layers = tuple(restored_layer_stats(l, final, rows[l]) for l in range(1, cfg.model.depth + 1))
+    row = rows[cfg.model.depth]
     return Snapshot(step=engine._step, measured_step=step, status=DIVERGED, message=engine._message,
                     train_loss=row["train_loss"], test_loss=row["test_loss"], test_accuracy=row["test_accuracy"],
                     layers=layers, g_star=None if g_star is None else g_star.to(torch.float64).cpu().numpy(),

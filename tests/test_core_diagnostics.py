@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from core import diagnostics
+from core import diagnostics, ksweep
 from core.config import ModelConfig, RunConfig
 from core.engine import Engine
 from core.model import MLP, activation_derivative
@@ -156,7 +156,7 @@ def test_chunked_K_equals_one_chunk(monkeypatch):
     model, _ = _moved_model(3, 6, 5, 3, "gelu", True)
     xs = torch.randn(50, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     whole = diagnostics.ptk_covariances(model, xs)
-    monkeypatch.setattr(diagnostics, "CHUNK_ELEMENTS", 7 * 3 * 6)  # chunks of 7 points (50 = 7*7 + 1)
+    monkeypatch.setattr(ksweep, "CHUNK_ELEMENTS", 7 * 3 * 6)  # chunks of 7 points (50 = 7*7 + 1)
     chunked = diagnostics.ptk_covariances(model, xs)
     for a, b in zip(whole, chunked):
         _close(b.numpy(), a.numpy(), 1e-13)
