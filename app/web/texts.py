@@ -100,10 +100,17 @@ CSS = """
 .nfa-grid2 {display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 10px}
 .nfa-fig {margin: 0; display: flex; flex-direction: column; gap: 3px}
 .nfa-fig figcaption {font-size: .9em; white-space: nowrap; overflow: hidden; text-overflow: ellipsis}
-.nfa-img {width: 100%; aspect-ratio: 1 / 1; image-rendering: pixelated; border: 1px solid #ccd;
-  border-radius: 4px; background: #fff}
-.nfa-chart {width: 100%; height: auto; border: 1px solid #e3e6ea; border-radius: 6px; background: #fff}
-.nfa-meta {display: flex; justify-content: space-between; font-size: .8em; opacity: .8}
+.nfa-img {width: 100%; aspect-ratio: 1 / 1; image-rendering: pixelated; outline: 1px solid #ccd; border: 0;
+  border-radius: 0; background: #fff; display: block}
+.nfa-chart {height: 250px !important; min-height: 250px; overflow: hidden; border: 1px solid #e3e6ea;
+  border-radius: 6px; background: #fff}
+.nfa-chart-row {gap: 8px !important; flex-wrap: nowrap}
+.nfa-meta {display: flex; justify-content: space-between; flex-wrap: wrap; column-gap: 6px; font-size: .8em;
+  opacity: .8}
+.nfa-outlier {color: #b26b00; opacity: 1}
+.nfa-f {display: inline-block; text-align: right; font-variant-numeric: tabular-nums}
+.nfa-num, .nfa-status, .nfa-summary td {font-variant-numeric: tabular-nums}
+.nfa-gridn {display: grid; gap: 8px}
 .nfa-empty {justify-content: center; align-items: center; text-align: center; border: 1px dashed #bbc;
   border-radius: 6px; padding: 12px; font-size: .85em; opacity: .75; min-height: 120px}
 .nfa-cbar {display: flex; gap: 6px; align-items: center; font-size: .8em; opacity: .85}
@@ -113,6 +120,8 @@ CSS = """
 .nfa-summary td:first-child, .nfa-summary th:first-child {text-align: left}
 .nfa-help {font-size: .84em; opacity: .8; margin: 6px 2px 10px; line-height: 1.35}
 .nfa-help a, .nfa-pitch a, .nfa-cite a {text-decoration: underline}
+#nfa-status {min-height: 40px}
+#nfa-viewctl {gap: 6px}
 @media (max-width: 900px) {.nfa-grid5 {grid-template-columns: repeat(3, minmax(0, 1fr))}
-  .nfa-grid2 {grid-template-columns: 1fr}}
+  .nfa-grid2 {grid-template-columns: 1fr} .nfa-chart-row {flex-wrap: wrap} #nfa-side {order: -1}}
 """
