@@ -64,7 +64,9 @@ def test_small_history_is_drawn_point_for_point_under_each_layers_name():
     assert fig["layout"]["hovermode"] == "x unified" and fig["layout"]["uirevision"] == "nfa"
     lfig = figure_of(loss)
     assert [t["name"] for t in lfig["data"]] == ["train", "test"]
-    assert lfig["layout"]["yaxis"]["type"] == "log" and lfig["layout"]["yaxis"]["dtick"] == "D2"
+    ly = lfig["layout"]["yaxis"]
+    assert ly["type"] == "log" and ly["tickvals"] == charts.log_ticks(1 / 50, 1.2)
+    assert ly["ticktext"] == [f"{v:g}" for v in ly["tickvals"]]
     assert figure_of(shares)["layout"]["title"]["text"].startswith("layer 2")
 
 
@@ -124,3 +126,16 @@ def test_gaps_and_non_positive_losses_become_nulls_not_invalid_json():
     fig = json.loads(text)
     assert fig["data"][0]["y"][2] is None and fig["data"][1]["y"][3] is None
     assert figure_of(nfa)["data"][0]["y"][1] is None
+
+
+@pytest.mark.parametrize("lo, hi, want", [
+    (1e-4, 2.0, [1e-4, 1e-3, 1e-2, 0.1, 1.0]),
+    (0.02, 1.2, [0.03, 0.1, 0.3, 1.0]),
+    (0.25, 2.2, [0.5, 1.0, 2.0]),
+    (1.59, 1.69, [1.6, 1.625, 1.65, 1.675]),
+    (1e-9, 1e3, [1e-9, 1e-6, 1e-3, 1.0, 1e3]),
+])
+def test_log_ticks_are_clean_values_inside_the_range(lo, hi, want):
+    ticks = charts.log_ticks(lo, hi)
+    assert ticks == pytest.approx(want)
+    assert all(lo <= t <= hi for t in ticks)

@@ -31,7 +31,7 @@ UNIT = (-0.05, 1.03)
 LAYER_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 TRAIN, TEST, QUALITY = "#2d2d34", "#e67800", "#141414"
 SHARE_COLORS = ("#7f7f7f", "#ff7f0e", "#1f77b4")
-CHART_HEIGHT = 250
+CHART_HEIGHT = 230
 
 
 @dataclass(frozen=True)
@@ -155,12 +155,13 @@ def compare_charts(arms: Sequence, views: Sequence[HistoryView], snap: Snapshot,
 
 def _numbers(values: np.ndarray, digits: int = 6) -> list:
     """JSON-safe values: rounded to ``digits`` significant digits, NaN and inf as null (a gap)."""
-    out = []
-    for v in values.tolist():
-        if v != v or v in (math.inf, -math.inf):
-            out.append(None)
-        else:
-            out.append(float(f"{v:.{digits}g}"))
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    safe = np.where(finite & (values != 0), np.abs(values), 1.0)
+    scale = 10.0 ** (digits - 1 - np.floor(np.log10(safe)))
+    out = np.where(finite, np.round(values * scale) / scale, 0.0).tolist()
+    for i in np.flatnonzero(~finite).tolist():
+        out[i] = None
     return out
 
 
@@ -174,17 +175,55 @@ def _trace(line: Line, log_y: bool, y_format: str) -> dict:
             "hovertemplate": f"%{{y:{y_format}}}", "connectgaps": False}
 
 
+def log_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Clean tick values for a log axis over [lo, hi]: powers of ten, or 1-2-5 (1-2-3-5) steps in a
+    short range, or evenly spaced round values when the range is under one such step."""
+    if not (0 < lo <= hi and math.isfinite(hi)):
+        return []
+    k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    decades = [10.0 ** k for k in range(k0, k1 + 1)]
+    inside = [v for v in decades if lo <= v <= hi]
+    if len(inside) > most:
+        every = -(-len(inside) // most)
+        return inside[::every]
+    for mantissas in ((1,), (1, 3), (1, 2, 5), (1, 2, 3, 5), (1, 1.5, 2, 3, 4, 5, 7)):
+        ticks = [float(f"{m * d:.12g}") for d in decades for m in mantissas if lo <= m * d <= hi]
+        if len(ticks) >= 3:
+            return ticks if len(ticks) <= most + 2 else ticks[::2]
+    return nice_ticks(lo, hi)
+
+
+def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
+    """Round values (steps of 1, 2, 2.5 or 5 times a power of ten) inside [lo, hi]."""
+    if hi <= lo:
+        return [float(f"{lo:.3g}")]
+    raw = (hi - lo) / count
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step) * step
+    return [float(f"{first + i * step:.12g}") for i in range(count + 1) if first + i * step <= hi * (1 + 1e-12)]
+
+
+def _positive_range(chart: Chart) -> tuple[float, float]:
+    values = [line.y[np.isfinite(line.y) & (line.y > 0)] for line in chart.lines]
+    values = [v for v in values if v.size]
+    if not values:
+        return 0.0, 0.0
+    return float(min(v.min() for v in values)), float(max(v.max() for v in values))
+
+
 def figure(chart: Chart) -> dict:
     """The plotly figure (data, layout, config) of a chart, as plain JSON-ready dicts."""
     yaxis: dict = {"title": {"text": chart.y_title, "standoff": 4}, "fixedrange": True, "zeroline": False,
                    "tickfont": {"size": 12}, "automargin": True}
     if chart.log_y:
-        yaxis.update(type="log", dtick="D2", exponentformat="power")
+        ticks = log_ticks(*_positive_range(chart))
+        yaxis.update(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
     elif chart.y_range is not None:
         yaxis["range"] = list(chart.y_range)
     layout = {
         "title": {"text": chart.title, "font": {"size": 13}, "x": 0.01, "xanchor": "left", "y": 0.98},
-        "height": CHART_HEIGHT, "margin": {"l": 56, "r": 8, "t": 52, "b": 40},
+        "height": CHART_HEIGHT, "margin": {"l": 56, "r": 8, "t": 48, "b": 38},
         "xaxis": {"title": {"text": "step", "standoff": 2}, "tickfont": {"size": 12}, "hoverformat": ",d",
                   "tickformat": "~s", "rangemode": "tozero", "zeroline": False},
         "yaxis": yaxis, "hovermode": "x unified", "dragmode": "zoom",
@@ -194,7 +233,7 @@ def figure(chart: Chart) -> dict:
         "uirevision": chart.key, "meta": {"chart": chart.key, "window": chart.window},
     }
     return {"data": [_trace(line, chart.log_y, chart.y_format) for line in chart.lines], "layout": layout,
-            "config": {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}}
+            "config": {"displaylogo": False, "showTips": False, "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}}
 
 
 def plot_data(chart: Chart) -> PlotData:

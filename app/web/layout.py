@@ -211,7 +211,7 @@ def build_demo(app: WebApp | None = None) -> gr.Blocks:
     w = _Wiring(app)
     with gr.Blocks(title="NFA Explorer", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         w.c["timer"] = gr.Timer(TICK_SECONDS, active=False)
-        gr.HTML(texts.header(app.settings.readme_url))
+        gr.HTML(texts.header(app.settings.readme_url), elem_id="nfa-top")
         _transport(w)
         with gr.Row():
             with gr.Column(scale=5, min_width=520, elem_id="nfa-view"):

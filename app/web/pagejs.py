@@ -74,7 +74,7 @@ CHART_JS = r"""
     if (!acc) return;
     const toggle = acc.querySelector(".label-wrap");
     if (toggle && !toggle.classList.contains("open")) toggle.click();
-    setTimeout(() => acc.scrollIntoView({block: "start"}), 50);
+    for (const ms of [60, 300, 800]) setTimeout(() => acc.scrollIntoView({block: "start"}), ms);
   });
   return [];
 }

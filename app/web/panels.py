@@ -82,8 +82,8 @@ def heatmap_panel(snap: Snapshot, view: View) -> str:
     layer = clamp_layer(snap, view.layer)
     s = snap.layer(layer)
     nfm, agop, n_name, a_name = heat_pair(snap, layer, view.centered)
-    head = (f'<div class="nfa-head"><div><b>Layer {layer}</b> <span class="nfa-dim">W is {s.shape[0]}×{s.shape[1]} · '
-            f"measured at step {snap.measured_step}</span> · {_rho_line(snap, layer)}</div>{_colorbar(view)}</div>")
+    head = (f'<div class="nfa-head"><div><b>Layer {layer}</b> <span class="nfa-dim">W {s.shape[0]}×{s.shape[1]} · '
+            f"step {snap.measured_step}</span> · {_rho_line(snap, layer)}</div>{_colorbar(view)}</div>")
     n_sub, a_sub = ("dWᵀdW", "dWᵀK dW") if view.centered else ("WᵀW", "WᵀK W")
     sc = view.scale
     cells = [
@@ -175,9 +175,9 @@ def status_line(snaps: Sequence[Snapshot], playing: bool, length: int, labels: S
     cls, words = run_state(snap, playing, length)
     if any(s.diverged for s in snaps):
         cls, words = "diverged", "diverged"
-    step = _field(f'<b class="nfa-step">{snap.step}</b>', 7)
-    head = (f'<span class="nfa-dot {cls}"></span>{_field(f"<b>{words}</b>", 8)} · step '
-            f'{step} <span class="nfa-dim">of {length}</span>')
+    step = f'<b class="nfa-step">{snap.step}</b> <span class="nfa-dim">of {length}</span>'
+    step = _field(step, 2 * len(str(length)) + 4)
+    head = f'<span class="nfa-dot {cls}"></span>{_field(f"<b>{words}</b>", 8)} · step {step}'
     if len(snaps) == 1 and not labels:
         acc = snap.test_accuracy
         acc_text = f" · test accuracy {_field(f'{acc:.3f}', 5)}" if acc is not None else ""

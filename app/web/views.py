@@ -135,8 +135,10 @@ def figure(m: np.ndarray, title: str, sub: str = "", extra: str = "", tip: str =
     shown = np.clip(m, -p99, p99) if robust else m
     flag = ""
     if top > OUTLIER_RATIO * p99 > 0:
-        flag = (f'<div class="nfa-meta nfa-outlier"><span>{"clipped at" if robust else "max is"} '
-                f'{top / p99:.0f}× the 99th pct.{"" if robust else ": try scale robust"}</span></div>')
+        tip = (f"max |entry| {top:.3g} is {top / p99:.0f}x the 99th percentile {p99:.3g}: "
+               + ("colours are clipped there" if robust else "one entry sets the colours; try Heatmap scale: robust"))
+        flag = (f'<div class="nfa-meta nfa-outlier" title="{tip}"><span>⚠ outlier: max = '
+                f'{top / p99:.0f}× p99{" (clipped)" if robust else ""}</span></div>')
     label = f"±{p99:.3g} (99%)" if robust else f"±{top:.3g}"
     return (f'<figure class="nfa-fig" title="{esc(tip)}">'
             f'<figcaption><b>{title}</b> <span class="nfa-dim">{esc(sub)}</span></figcaption>'
