@@ -33,7 +33,7 @@ from core.engine import Engine
 
 LOG = logging.getLogger("nfa.web")
 START_HINT = ("Press ▶ Play. Then switch SLO on (SLO tab) and watch layer 1's UC-NFA climb, "
-              "or press ⇆ Compare to see both runs side by side.")
+              "or press ⇆ Compare to see baseline, control and SLO side by side.")
 COMPARE_START, COMPARE_STOP = "⇆ Compare baseline, control, SLO", "■ Stop comparing"
 
 

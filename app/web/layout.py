@@ -140,7 +140,6 @@ def _slo_controls(w: _Wiring) -> dict[str, Any]:
                                                          label="Target layer")
             made["optim.slo.boost"] = gr.Number(label="Boost β", minimum=1)
         made["optim.slo.speed"] = gr.Number(label="Speed η (step size of every layer)", minimum=0)
-    gr.Markdown(texts.slo_help())
     return made
 
 
@@ -174,7 +173,8 @@ def _side_column(w: _Wiring) -> None:
     with gr.Tabs():
         with gr.Tab("SLO", id="slo"):
             slo = _slo_controls(w)
-            c["compare_button"] = gr.Button(COMPARE_START, elem_id="nfa-compare")
+            c["compare_button"] = gr.Button(COMPARE_START, elem_id="nfa-compare")  # near Play on a phone too
+            gr.Markdown(texts.slo_help())
             gr.Markdown(texts.COMPARE_HELP)
         with gr.Tab("Setup", id="setup"):
             _controls(w)

@@ -46,9 +46,10 @@ def slo_help() -> str:
 
 
 COMPARE_HELP = (
-    "Two runs from the same initial weights and batches, one with the optimiser, one with SLO: "
-    "the paper's claim (SLO raises the target layer's NFA and feature quality), live. While comparing, "
-    "the SLO run always uses the settings above and the baseline never does."
+    "**⇆ Compare** runs three arms from the same initial weights and batches: the **baseline** optimiser, "
+    "the **control** (SLO with boost 1: normalised steps, no boost) and **SLO** with the boost above. The "
+    "control separates the effect of normalising steps from that of boosting the target layer. One colour "
+    "and dash per arm; click an arm in a legend to hide it. (With boost 1 the control equals SLO and is left out.)"
 )
 
 RESET_HEAD = "**New network**: these wait for **↺ Reset** (the status line lists what is waiting)."
@@ -126,5 +127,5 @@ CSS = """
 .nfa-panel {padding: 0}
 #nfa-viewctl {gap: 6px}
 @media (max-width: 900px) {.nfa-grid5 {grid-template-columns: repeat(3, minmax(0, 1fr))}
-  .nfa-grid2 {grid-template-columns: 1fr} .nfa-chart-row {flex-wrap: wrap} #nfa-side {order: -1}}
+  .nfa-grid2 {grid-template-columns: 1fr} .nfa-chart-row {flex-wrap: wrap} #nfa-side {order: -1} #nfa-viewctl {order: 5}}
 """
