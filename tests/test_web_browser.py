@@ -55,8 +55,10 @@ def test_step_draws_heatmaps_and_moves_the_counter(page):
                            timeout=60_000)
     sizes = heatmaps_drawn(page)
     assert len(sizes) == 5 and all(s > 0 for s in sizes)
-    charts = page.eval_on_selector_all("#nfa-curves img.nfa-chart", "els => els.map(e => e.naturalWidth)")
-    assert len(charts) == 4 and all(w > 0 for w in charts)
+    page.wait_for_function("""() => [...document.querySelectorAll("[id^='nfa-chart-'] .js-plotly-plot")]
+        .map(gd => gd.data && gd.data[0].x.slice(-1)[0]).join() === '25,25,25,25'""", timeout=30_000)
+    lines = page.eval_on_selector_all("[id^='nfa-chart-'] .js-plotly-plot", "els => els.map(e => e.querySelectorAll('.scatterlayer .trace').length)")
+    assert len(lines) == 4 and all(n >= 2 for n in lines)  # four charts, each with its lines drawn
     assert re.search(r"W is 32×20", page.inner_text("#nfa-heat"))
 
 

@@ -72,7 +72,7 @@ def test_file_route_serves_only_the_apps_own_outputs(server):
     app, url, _ = server
     c = client(url)
     c.predict(5, 1, False, api_name="/step")
-    files = c.predict(1, False, api_name="/export")[3]
+    files = c.predict(1, False, api_name="/export")[-1]  # status, heat, 4 charts, files
     served = [f["url"] if isinstance(f, dict) else f for f in files]
     assert served and all("/gradio_api/file=" in u for u in served)
     with urllib.request.urlopen(served[0], timeout=30) as r:  # this session's own export

@@ -59,12 +59,14 @@ def engine_of(app: WebApp, key: str = "a"):
 def test_load_page_defaults_to_quickstart(app):
     out = handlers.load_page(app, "a", {})
     assert out["preset"] == "quickstart"
-    assert out["form"] == form_values(preset_config("quickstart"))
-    assert step_of(out) == 0 and "paused" in out["status"]
+    web_default = preset_config("quickstart")
+    web_default.steps = app.limits.max_steps  # the web's run plays until paused (or this documented cap)
+    assert out["form"] == form_values(web_default)
+    assert step_of(out) == 0 and "paused" in out["status"] and f"of {app.limits.max_steps}" in out["status"]
     assert out["heat"].count("data:image/png;base64,") == 5
-    assert out["curves"].count("data:image/png;base64,") == 4
+    assert len(out["curves"]) == 4 and all(c.type == "plotly" for c in out["curves"])
     assert out["timer"].active is False
-    assert out["share"] == "preset=quickstart"
+    assert out["share"] == f"preset=quickstart&steps={app.limits.max_steps}"
 
 
 def test_link_reproduces_setup_and_refuses_bad_keys(app):
@@ -75,8 +77,11 @@ def test_link_reproduces_setup_and_refuses_bad_keys(app):
     bad = handlers.load_page(app, "b", {"model.width": "999999", "data.path": "/etc/passwd", "data.kind": "file",
                                         "data.target": "__import__('os').system('x')", "nope": "1"})
     assert "ignored" in bad["warning"]
-    for word in ("model.width", "data.path", "data.kind", "data.target", "nope"):
+    for word in ("model.width", "data.path", "data.kind", "data.target"):
         assert word in bad["warning"]
+    assert "nope" not in bad["warning"] and "nope" in bad["status"]  # not a setting: named, never a toast
+    quiet = handlers.load_page(app, "c", {"utm_source": "mail", "fbclid": "x"})
+    assert "warning" not in quiet and "utm_source" in quiet["status"]
     cfg = engine_of(app, "b").config
     assert cfg.model.width == 128 and cfg.data.kind == "synthetic" and cfg.data.path == ""
 
@@ -166,7 +171,6 @@ def test_preset_fills_the_form_and_waits_for_reset(app):
     ({"model__width": 100000}, "model.width"),
     ({"optim__lr": None}, "optim.lr"),
     ({"optim__lr": "fast"}, "optim.lr"),
-    ({"data__kind": "file"}, "upload"),
 ])
 def test_bad_form_values_become_warnings(app, change, word):
     open_small(app)
@@ -177,22 +181,45 @@ def test_bad_form_values_become_warnings(app, change, word):
     assert engine_of(app).step_count == 5
 
 
+def test_choosing_data_set_file_asks_for_an_upload_without_a_warning(app):
+    open_small(app)
+    out = handlers.change_settings(app, "a", form(app, data__kind="file"))
+    assert "warning" not in out and "upload a CSV or NPZ" in out["status"] and "nfa-notice error" not in out["status"]
+    out = handlers.reset(app, "a", form(app, data__kind="file"))  # Reset without a file is wrong: now it says so
+    assert "upload" in out["warning"] and "upload" in out["status"]
+
+
 # -- compare ----------------------------------------------------------------------------
 
-def test_compare_starts_both_runs_from_the_same_weights(app):
+def test_compare_runs_every_arm_from_the_same_weights(app):
     open_small(app)
     handlers.step(app, "a", 10, 1, False)
     out = handlers.toggle_compare(app, "a", form(app))
     session = app.store.get("a")
-    base, slo = (r.engine for r in session.compare)
-    assert base.step_count == slo.step_count == 0
+    arms = [r.arm for r in session.compare]
+    assert [a.name for a in arms] == ["baseline", "control", "slo"]
+    base, control, slo = (r.engine for r in session.compare)
+    assert base.step_count == control.step_count == slo.step_count == 0
     assert not base.config.optim.slo.enabled and slo.config.optim.slo.enabled
+    assert control.config.optim.slo.enabled and control.config.optim.slo.boost == 1.0
     np.testing.assert_array_equal(base.snapshot().layer(1).W0, slo.snapshot().layer(1).W0)
+    np.testing.assert_array_equal(base.snapshot().layer(1).W0, control.snapshot().layer(1).W0)
     assert "Stop" in out["compare_button"].value
     assert out["timer"].active and session.playing  # the comparison plays at once
     out = handlers.step(app, "a", 8, 1, False)
-    assert base.step_count == slo.step_count == 8
-    assert "baseline" in out["heat"] and "SLO" in out["heat"] and out["heat"].count("data:image") == 5
+    assert base.step_count == control.step_count == slo.step_count == 8
+    assert out["heat"].count("data:image") == 6  # NFM and AGOP of each arm
+    for arm, engine in zip(arms, (base, control, slo)):
+        assert f">{arm.name}<" in out["heat"] and arm.label in out["heat"]
+        assert f"{arm.name}: test" in out["status"]
+    for plot in out["curves"]:  # every chart: one line per arm, in the arm's style, under its label
+        fig = json.loads(plot.plot)
+        assert [t["name"] for t in fig["data"]] == [a.label for a in arms]
+        assert [(t["line"]["color"], t["line"]["dash"]) for t in fig["data"]] == [(a.color, a.dash) for a in arms]
+    fig = json.loads(out["curves"][0].plot)
+    for trace, engine in zip(fig["data"], (base, control, slo)):
+        steps, values = engine.history.series("uc_nfa", 1)
+        assert trace["x"] == list(steps) and np.allclose(trace["y"], values, rtol=1e-5)
     out = handlers.toggle_compare(app, "a", form(app))
     assert session.compare is None and step_of(out) == 10
 

@@ -3,7 +3,7 @@
 One engine per browser session (``app.web.sessions``); event handlers are plain
 functions (``app.web.handlers``, ``app.web.exports``) wired to the page in
 ``app.web.layout``; pictures are rendered straight from arrays (``app.web.views``,
-``app.web.panels``, ``app.web.plot``). Caps come from environment variables
+``app.web.panels``; the curves are plotly charts, ``app.web.charts``). Caps come from environment variables
 (``app.web.settings``).
 """
 

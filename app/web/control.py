@@ -31,7 +31,8 @@ document.addEventListener("click", (e) => {
 </script>"""
 """Counts Step clicks in the page (goes into the page's <head>)."""
 
-STEP_JS = "(steps, layer, centered, clicks) => [steps, layer, centered, window.nfaStepClicks || 0]"
+STEP_JS = ("(steps, layer, centered, clicks, win, scale) => "
+           "[steps, layer, centered, window.nfaStepClicks || 0, win, scale]")
 """Sends the page's running click total with each Step event."""
 
 
@@ -44,8 +45,13 @@ def wire_pause(w: Any, view_in: list, view: tuple[str, ...]) -> None:
 
 
 def wire_step(w: Any, run_in: list, view: tuple[str, ...], every: dict) -> None:
-    """Step with the page's click total as its last input (API callers leave it 0: one click per call)."""
+    """Step with the page's click total after (steps, layer, centered) (API callers leave it 0: one click per call).
+
+    ``run_in`` is (steps, layer, centered, then the other view inputs); the handler takes
+    ``clicks`` right after ``centered``.
+    """
     c = w.c
     c["clicks"] = gr.Number(0, precision=0, visible=False, label="Step clicks so far (0: one click)")
-    c["step"].click(w.bind(handlers.step, list(view)), run_in + [c["clicks"]], w.outputs(list(view)),
+    inputs = run_in[:3] + [c["clicks"]] + run_in[3:]
+    c["step"].click(w.bind(handlers.step, list(view)), inputs, w.outputs(list(view)),
                     api_name="step", js=STEP_JS, trigger_mode="always_last", **every)

@@ -92,6 +92,17 @@ def _query_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def known_params(params: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """(the parameters that name a setting or the preset, the names of the others).
+
+    A link may carry parameters that are not ours (tracking tags, Gradio's ``__theme``):
+    they are left alone, never reported as errors.
+    """
+    known = set(flat_items(RunConfig())) | {"preset"}
+    mine = {k: v for k, v in params.items() if k in known}
+    return mine, [k for k in params if k not in known and not k.startswith("__")]
+
+
 def from_query(params: Mapping[str, str], limits: Limits) -> tuple[RunConfig, str, list[str]]:
     """(config, preset, problems) from URL parameters; bad parameters are skipped and reported."""
     problems: list[str] = []

@@ -22,21 +22,20 @@ from typing import Any, Callable, Sequence
 
 import gradio as gr
 
-from app.headless import compare_configs
 from app.web import form as form_lib
-from app.web.panels import (compare_curves_panel, compare_heatmap_panel, curves_panel, heatmap_panel, notice,
-                            status_line)
+from app.web.panels import chart_outputs, compare_heatmap_panel, heatmap_panel, notice, status_line
 from app.web.fair import BusyError, TrainingGate, client_of, trains
 from app.web.sessions import CapacityError, Run, Session, SessionStore
 from app.web.settings import WebSettings
-from app.web.views import View
+from app.web.views import SCALE, WINDOW, View, view_of
+from core.arms import make_arms
 from core.config import ConfigError, RunConfig, default_config, preset_config
 from core.engine import Engine
 
 LOG = logging.getLogger("nfa.web")
 START_HINT = ("Press ▶ Play. Then switch SLO on (SLO tab) and watch layer 1's UC-NFA climb, "
-              "or press ⇆ Compare to see both runs side by side.")
-COMPARE_START, COMPARE_STOP = "⇆ Compare baseline vs SLO", "■ Stop comparing"
+              "or press ⇆ Compare to see baseline, control and SLO side by side.")
+COMPARE_START, COMPARE_STOP = "⇆ Compare baseline, control, SLO", "■ Stop comparing"
 
 
 @dataclass
@@ -97,8 +96,7 @@ def _problem(app: WebApp, key: str, message: str, stop: bool) -> dict:
         if stop:
             session.playing = False
         try:
-            snaps = [r.engine.snapshot() for r in session.runs()]
-            status = status_line(snaps[0], session.playing, snaps[1] if len(snaps) > 1 else None)
+            status = _status(session, [r.engine.snapshot() for r in session.runs()])
         except Exception:  # noqa: BLE001 - the message matters more than the line above it
             LOG.exception("status line after an error failed")
     out = {"warning": message, "status": status + notice(message, "error")}
@@ -125,8 +123,14 @@ def paused_timer() -> gr.Timer:
 
 # -- views -------------------------------------------------------------------------------
 
+def _status(session: Session, snaps: list) -> str:
+    runs = session.runs()
+    labels = [r.arm.name for r in runs if r.arm is not None]
+    return status_line(snaps, session.playing, runs[0].engine.config.steps, labels)
+
+
 def render(session: Session, view: View, note: str = "", kind: str = "info") -> dict:
-    """Status, heatmaps and curves of the session's run(s)."""
+    """Status, heatmaps and curves of the session's run(s), all from one snapshot per run."""
     pending = ""
     if session.pending:
         pending = notice("Waiting for Reset: " + ", ".join(session.pending) + ". Press ↺ Reset to apply.", "pending")
@@ -135,14 +139,15 @@ def render(session: Session, view: View, note: str = "", kind: str = "info") -> 
         note = "This session was idle and released: a fresh default run started. Reload the page to reset the form."
         kind = "pending"
     extra = notice(note, kind) + pending
-    if session.compare is not None:
-        base, slo = session.compare
-        bs, ss = base.snapshot(), slo.snapshot()
-        return {"status": status_line(bs, session.playing, ss) + extra,
-                "heat": compare_heatmap_panel(bs, ss, view), "curves": compare_curves_panel(base, slo, bs, view)}
-    snap = session.run.snapshot()
-    return {"status": status_line(snap, session.playing) + extra,
-            "heat": heatmap_panel(snap, view), "curves": curves_panel(session.run, snap, view)}
+    runs = session.runs()
+    snaps = [r.snapshot() for r in runs]
+    heat = compare_heatmap_panel(runs, snaps, view) if session.compare is not None else heatmap_panel(snaps[0], view)
+    return {"status": _status(session, snaps) + extra, "heat": heat, "curves": chart_outputs(runs, snaps, view)}
+
+
+def arm_runs(cfg: RunConfig) -> tuple[Run, ...]:
+    """One fresh run per arm of the comparison (same seed: same start, same batches)."""
+    return tuple(Run(Engine(arm.config), arm=arm) for arm in make_arms(cfg))
 
 
 def layer_update(session: Session, layer: int) -> gr.Radio:
@@ -161,14 +166,19 @@ def setup_outputs(session: Session, cfg: RunConfig, preset: str | None = None) -
 @trains
 def load_page(app: WebApp, key: str, params: dict[str, str] | None = None) -> dict:
     """A new visitor: the setup from the URL (or the quickstart preset) and its run at step 0."""
-    cfg, preset, problems = form_lib.from_query(dict(params or {}), app.limits)
+    params, ignored = form_lib.known_params(dict(params or {}))
+    cfg, preset, problems = form_lib.from_query(params, app.limits)
+    if "steps" not in params:
+        cfg.steps = app.limits.max_steps
     session = app.store.open(key, cfg, client_of(key))
     with session.lock:
         session.base = cfg
         session.run = Run(Engine(cfg))
         session.compare, session.playing, session.pending = None, False, ()
         note = "; ".join(problems) if problems else START_HINT
-        out = render(session, View(1, False), note, "error" if problems else "info")
+        if ignored:
+            note += " (not settings, left alone: " + ", ".join(ignored) + ")"
+        out = render(session, View(), note, "error" if problems else "info")
         out.update(setup_outputs(session, cfg, preset), layer=layer_update(session, 1), timer=paused_timer(),
                    compare_button=gr.Button(value=COMPARE_START))
     if problems:
@@ -220,7 +230,8 @@ def _advance(app: WebApp, session: Session, steps: int, stop_at_length: bool,
 
 @guarded
 @trains(quiet=True)
-def tick(app: WebApp, key: str, steps: int, layer: int, centered: bool) -> dict:
+def tick(app: WebApp, key: str, steps: int, layer: int, centered: bool, window: str = WINDOW,
+         scale: str = SCALE) -> dict:
     """One timer tick while playing: ``steps`` steps, a measurement, all pictures.
 
     Pause (``session.playing`` cleared without waiting for the lock) stops the steps early;
@@ -228,41 +239,43 @@ def tick(app: WebApp, key: str, steps: int, layer: int, centered: bool) -> dict:
     """
     session = session_of(app, key)
     with session.lock:
+        view = view_of(layer, centered, window, scale)
         if not session.playing:
-            return {**render(session, View(layer, centered)), "timer": paused_timer()}
+            return {**render(session, view), "timer": paused_timer()}
         note, stop = _advance(app, session, steps, stop_at_length=True, while_playing=True)
         if stop:
             session.playing = False
-        out = render(session, View(layer, centered), note, "info" if stop else "pending")
+        out = render(session, view, note, "info" if stop else "pending")
         return {**out, "timer": paused_timer()} if not session.playing else out
 
 
 @guarded
 @trains
-def play(app: WebApp, key: str, layer: int = 1, centered: bool = False) -> dict:
+def play(app: WebApp, key: str, layer: int = 1, centered: bool = False,
+         window: str = WINDOW, scale: str = SCALE) -> dict:
     """Starts the timer (unless the run diverged or reached its length)."""
     session = session_of(app, key)
     with session.lock:
         lead = session.runs()[0].engine
         if any(r.engine.status != "running" for r in session.runs()):
-            return {**render(session, View(layer, centered)), "timer": paused_timer(),
+            return {**render(session, view_of(layer, centered, window, scale)), "timer": paused_timer(),
                     "warning": "The run stopped (it diverged, or a whole layer died): change the setting "
                                "the status line names, then press Reset."}
         if lead.step_count >= lead.config.steps:
             msg = f"The run reached its length ({lead.config.steps} steps): raise 'run length' in Setup, or press Step."
-            return {**render(session, View(layer, centered)), "timer": paused_timer(), "warning": msg}
+            return {**render(session, view_of(layer, centered, window, scale)), "timer": paused_timer(), "warning": msg}
         session.playing = True
-        return {**render(session, View(layer, centered)), "timer": gr.Timer(active=True)}
+        return {**render(session, view_of(layer, centered, window, scale)), "timer": gr.Timer(active=True)}
 
 
 def _status_now(session: Session) -> str:
     """The status line of the session's current snapshot (the one its last update drew: nothing trained since)."""
-    snaps = [r.engine.snapshot() for r in session.runs()]
-    return status_line(snaps[0], session.playing, snaps[1] if len(snaps) > 1 else None)
+    return _status(session, [r.engine.snapshot() for r in session.runs()])
 
 
 @guarded
-def pause(app: WebApp, key: str, layer: int = 1, centered: bool = False) -> dict:
+def pause(app: WebApp, key: str, layer: int = 1, centered: bool = False,
+          window: str = WINDOW, scale: str = SCALE) -> dict:
     """Stops the timer at once (a running tick ends at its next step); the run keeps its state.
 
     Pause takes no training turn and redraws no picture (the last update drew this very
@@ -299,7 +312,8 @@ def _clicks(session: Session, total: int | None) -> int:
 
 @guarded
 @trains
-def step(app: WebApp, key: str, steps: int, layer: int, centered: bool, clicks: int | None = None) -> dict:
+def step(app: WebApp, key: str, steps: int, layer: int, centered: bool, clicks: int | None = None,
+         window: str = WINDOW, scale: str = SCALE) -> dict:
     """Step clicks: ``steps`` steps per click (past the run length too), a measurement and all pictures.
 
     The page counts every click and sends the running total, so clicks made while an update
@@ -313,15 +327,17 @@ def step(app: WebApp, key: str, steps: int, layer: int, centered: bool, clicks: 
         note, _ = _advance(app, session, int(steps) * n, stop_at_length=False)
         if n > 1:
             note = f"{n} Step clicks: {n} × {int(steps)} steps. " + note
-        return render(session, View(layer, centered), note, "pending" if "fitted" in note else "info")
+        return render(session, view_of(layer, centered, window, scale), note,
+                      "pending" if "fitted" in note else "info")
 
 
 @guarded
-def show(app: WebApp, key: str, layer: int, centered: bool) -> dict:
+def show(app: WebApp, key: str, layer: int, centered: bool, window: str = WINDOW,
+         scale: str = SCALE) -> dict:
     """Re-renders for another layer or the centered switch (no training)."""
     session = session_of(app, key)
     with session.lock:
-        return render(session, View(layer, centered))
+        return render(session, view_of(layer, centered, window, scale))
 
 
 def _form_config(app: WebApp, session: Session, values: Sequence[Any]) -> RunConfig:
@@ -330,18 +346,18 @@ def _form_config(app: WebApp, session: Session, values: Sequence[Any]) -> RunCon
 
 @guarded
 @trains
-def reset(app: WebApp, key: str, values: Sequence[Any], layer: int = 1, centered: bool = False) -> dict:
+def reset(app: WebApp, key: str, values: Sequence[Any], layer: int = 1, centered: bool = False,
+          window: str = WINDOW, scale: str = SCALE) -> dict:
     """A new network from the form's setup (both runs again when comparing); paused at step 0."""
     session = session_of(app, key)
     with session.lock:
         cfg = _form_config(app, session, values)
         if session.compare is not None:
-            base_cfg, slo_cfg = compare_configs(cfg)
-            session.compare = (Run(Engine(base_cfg)), Run(Engine(slo_cfg)))
+            session.compare = arm_runs(cfg)
         else:
             session.run = Run(Engine(cfg))
         session.playing, session.pending = False, ()
-        out = render(session, View(layer, centered), f"new run: {session.runs()[0].engine.dataset.description}")
+        out = render(session, view_of(layer, centered, window, scale), f"new run: {session.runs()[0].engine.dataset.description}")
         out.update(layer=layer_update(session, layer), timer=paused_timer(),
                    share=form_lib.to_query(cfg, form_lib.preset_of(session.base)))
         return out
@@ -349,58 +365,66 @@ def reset(app: WebApp, key: str, values: Sequence[Any], layer: int = 1, centered
 
 def _apply_live(session: Session, cfg: RunConfig) -> tuple[str, ...]:
     if session.compare is not None:
-        base_cfg, slo_cfg = compare_configs(cfg)
-        pending = session.compare[0].engine.configure(base_cfg)
-        session.compare[1].engine.configure(slo_cfg)
-        return tuple(k for k in pending if k != "optim.slo.enabled")
+        arms = make_arms(cfg)
+        if [a.name for a in arms] != [r.arm.name for r in session.compare]:
+            return ("optim.slo.boost",)  # the control arm comes or goes: a new comparison on Reset
+        pending = [r.engine.configure(a.config) for r, a in zip(session.compare, arms)][0]
+        return tuple(k for k in pending if k not in ("optim.slo.enabled", "optim.slo.boost"))
     return tuple(session.run.engine.configure(cfg))
 
 
 @guarded
-def change_settings(app: WebApp, key: str, values: Sequence[Any], layer: int = 1, centered: bool = False) -> dict:
+def change_settings(app: WebApp, key: str, values: Sequence[Any], layer: int = 1, centered: bool = False,
+        window: str = WINDOW, scale: str = SCALE) -> dict:
     """A form value changed: live settings (optimiser, SLO, measurement) apply now, the rest on Reset."""
     session = session_of(app, key)
     with session.lock:
+        kind = values[form_lib.FORM_KEYS.index("data.kind")]
+        if kind == "file" and not session.data_file:
+            note = "Data set file: upload a CSV or NPZ below, then press ↺ Reset to train on it."
+            return render(session, view_of(layer, centered, window, scale), note)
         cfg = _form_config(app, session, values)
         session.pending = _apply_live(session, cfg)
-        out = render(session, View(layer, centered))
+        out = render(session, view_of(layer, centered, window, scale))
         out["share"] = form_lib.to_query(cfg, form_lib.preset_of(session.base))
         return out
 
 
 @guarded
-def choose_preset(app: WebApp, key: str, preset: str, layer: int = 1, centered: bool = False) -> dict:
+def choose_preset(app: WebApp, key: str, preset: str, layer: int = 1, centered: bool = False,
+        window: str = WINDOW, scale: str = SCALE) -> dict:
     """Fills the form with a preset; its network starts on Reset."""
     session = session_of(app, key)
     with session.lock:
         cfg = preset_config(preset, app.limits)
+        cfg.steps = app.limits.max_steps
         session.base = cfg
         session.pending = tuple(k for k in _apply_live(session, cfg))
-        out = render(session, View(layer, centered))
+        out = render(session, view_of(layer, centered, window, scale))
         out.update(setup_outputs(session, cfg, preset))
         return out
 
 
 @guarded
 @trains
-def toggle_compare(app: WebApp, key: str, values: Sequence[Any], layer: int = 1, centered: bool = False) -> dict:
-    """Starts a baseline and an SLO run from the same weights and batches, or returns to the single run."""
+def toggle_compare(app: WebApp, key: str, values: Sequence[Any], layer: int = 1, centered: bool = False,
+                   window: str = WINDOW, scale: str = SCALE) -> dict:
+    """Starts one run per arm (baseline, control, SLO) from the same weights and batches, or returns to the single run."""
     session = session_of(app, key)
     with session.lock:
         session.playing = False
         if session.compare is not None:
             session.compare = None
-            out = render(session, View(layer, centered), "back to the single run")
+            out = render(session, view_of(layer, centered, window, scale), "back to the single run")
             return {**out, "timer": paused_timer(), "compare_button": gr.Button(value=COMPARE_START),
                     "layer": layer_update(session, layer)}
         cfg = _form_config(app, session, values)
-        base_cfg, slo_cfg = compare_configs(cfg)
-        session.compare = (Run(Engine(base_cfg)), Run(Engine(slo_cfg)))
+        session.compare = arm_runs(cfg)
         session.pending = ()
         session.playing = True
         note = ("comparing from step 0: same initial weights and batches; only the update rule differs "
                 "(▮▮ Pause to stop).")
-        out = render(session, View(layer, centered), note)
+        out = render(session, view_of(layer, centered, window, scale), note)
         return {**out, "timer": gr.Timer(active=True), "compare_button": gr.Button(value=COMPARE_STOP),
                 "layer": layer_update(session, layer)}
 

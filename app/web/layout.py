@@ -16,6 +16,9 @@ from app.web.form import FORM_KEYS
 from app.web import control
 from app.web.fair import Key
 from app.web.handlers import COMPARE_START, WebApp
+from app.web.pagejs import CHART_JS
+from app.web.sessions import RECENT_POINTS
+from app.web.views import SCALE, SCALES, WINDOW, WINDOWS
 from core.config import ACTIVATIONS, CORRELATIONS, DATA_KINDS, OPTIMIZERS, PRESETS, STANDARDIZE
 
 TICK_SECONDS = 0.2
@@ -32,10 +35,17 @@ class _Wiring:
         self.c: dict[str, Any] = {}
         self.form: list[gr.components.Component] = []
 
+    def group(self, name: str) -> list | None:
+        """The components of a name that stands for several (the form's controls, the charts)."""
+        if name == "form":
+            return self.form
+        value = self.c[name]
+        return value if isinstance(value, list) else None
+
     def outputs(self, names: list[str]) -> list:
         out = []
         for name in names:
-            out += self.form if name == "form" else [self.c[name]]
+            out += self.group(name) or [self.c[name]]
         return out
 
     def finish(self, result: dict, names: list[str]) -> list:
@@ -44,8 +54,9 @@ class _Wiring:
             gr.Warning(result["warning"])
         values: list = []
         for name in names:
-            if name == "form":
-                values += result["form"] if "form" in result else [gr.skip()] * len(self.form)
+            group = self.group(name)
+            if group is not None:
+                values += list(result[name]) if name in result else [gr.skip()] * len(group)
             else:
                 values.append(result.get(name, gr.skip()))
         return values
@@ -137,24 +148,41 @@ def _slo_controls(w: _Wiring) -> dict[str, Any]:
                                                          label="Target layer")
             made["optim.slo.boost"] = gr.Number(label="Boost β", minimum=1)
         made["optim.slo.speed"] = gr.Number(label="Speed η (step size of every layer)", minimum=0)
-    gr.Markdown(texts.slo_help())
     return made
 
 
 def _view_column(w: _Wiring) -> None:
+    """Heatmaps of the selected layer, then the four charts (2x2), then what they show."""
     readme = w.app.settings.readme_url
     w.c["heat"] = gr.HTML("<div class='nfa-dim'>Loading…</div>", elem_id="nfa-heat")
-    gr.HTML(texts.heat_help(readme))
-    w.c["curves"] = gr.HTML("", elem_id="nfa-curves")
+    plots = []
+    for row in range(2):
+        with gr.Row(elem_classes="nfa-chart-row"):
+            for col in range(2):
+                plots.append(gr.Plot(show_label=False, container=False, elem_id=f"nfa-chart-{2 * row + col + 1}",
+                                     elem_classes="nfa-chart", min_width=260))
+    w.c["curves"] = plots
     gr.HTML(texts.curves_help(readme))
+    gr.HTML(texts.heat_help(readme))
+
+
+def _view_controls(w: _Wiring) -> None:
+    """How the pictures are shown: the curves' step window and the heatmaps' colour scale."""
+    with gr.Row(elem_id="nfa-viewctl"):
+        w.c["window"] = gr.Radio(list(WINDOWS), value=WINDOW, label="Curves", min_width=140, elem_id="nfa-window",
+                                 info=f"whole run (min/max per pixel) or the last {RECENT_POINTS} measurements")
+        w.c["scale"] = gr.Radio(list(SCALES), value=SCALE, label="Heatmap scale", min_width=140, elem_id="nfa-scale",
+                                info="max |entry|, or the 99th percentile (an outlier cannot wash it out)")
 
 
 def _side_column(w: _Wiring) -> None:
     c = w.c
+    _view_controls(w)
     with gr.Tabs():
         with gr.Tab("SLO", id="slo"):
             slo = _slo_controls(w)
-            c["compare_button"] = gr.Button(COMPARE_START, elem_id="nfa-compare")
+            c["compare_button"] = gr.Button(COMPARE_START, elem_id="nfa-compare")  # near Play on a phone too
+            gr.Markdown(texts.slo_help())
             gr.Markdown(texts.COMPARE_HELP)
         with gr.Tab("Setup", id="setup"):
             _controls(w)
@@ -191,12 +219,12 @@ def build_demo(app: WebApp | None = None) -> gr.Blocks:
     w = _Wiring(app)
     with gr.Blocks(title="NFA Explorer", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         w.c["timer"] = gr.Timer(TICK_SECONDS, active=False)
-        gr.HTML(texts.header(app.settings.readme_url))
+        gr.HTML(texts.header(app.settings.readme_url), elem_id="nfa-top")
         _transport(w)
         with gr.Row():
-            with gr.Column(scale=5, min_width=520):
+            with gr.Column(scale=5, min_width=520, elem_id="nfa-view"):
                 _view_column(w)
-            with gr.Column(scale=2, min_width=320):
+            with gr.Column(scale=2, min_width=300, elem_id="nfa-side"):
                 _side_column(w)
         with gr.Accordion("README", open=False, elem_id="readme"):
             gr.Markdown(texts.readme_markdown())
@@ -212,7 +240,7 @@ LOADED = (*VIEW, "form", "preset", "layer", "share", "timer", "compare_button")
 
 def _wire(w: _Wiring, demo: gr.Blocks) -> None:
     c, app = w.c, w.app
-    view_in = [c["layer"], c["centered"]]
+    view_in = [c["layer"], c["centered"], c["window"], c["scale"]]
     run_in = [c["steps"]] + view_in
     every = dict(concurrency_id=ENGINE, show_progress="hidden")
 
@@ -223,6 +251,7 @@ def _wire(w: _Wiring, demo: gr.Blocks) -> None:
         handlers.unload(app, request.session_hash)
 
     demo.load(on_load, None, w.outputs(list(LOADED)), **every)
+    demo.load(None, None, None, js=CHART_JS)
     demo.unload(on_unload)
 
     c["timer"].tick(w.bind(handlers.tick, [*VIEW, "timer"]), run_in, w.outputs([*VIEW, "timer"]), **every)

@@ -1,20 +1,22 @@
-"""The page's three live panels: status line, heatmaps of the selected layer, and curves.
+"""The page's live panels: status line and heatmaps of the selected layer (HTML), and the curves.
 
-Each function takes snapshots (and the runs' curve columns) and returns HTML; the
-single-run and the compare (baseline vs SLO) views share the pieces.
+Each function takes snapshots and returns HTML, or (``chart_outputs``) the plotly charts of
+``app.web.charts``; the single-run and the compare (one column per arm of
+``core.arms.make_arms``) views share the pieces. Everything one update shows comes from
+the same snapshots, taken once per update.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
-from app.web.plot import Series, line_chart
-from app.web.sessions import Run, SeriesCache
-from app.web.views import (BASELINE, CHART_SIZE, QUALITY, SHARE_COLORS, SLO_RED, TEST, TRAIN, View, colorbar,
-                           data_uri, esc, figure, fmt, fmt_loss, layer_color, matrix_power, placeholder)
+from app.web import charts
+from app.web.sessions import Run
+from app.web.views import View, colorbar, esc, figure, fmt, fmt_loss, fmt_se, matrix_power, placeholder
 from core.engine import Snapshot
 
-UNIT = (-0.05, 1.03)
 ALPHA_LABEL = {1.0: "", 0.5: "<sup>½</sup>"}
 TIPS = {
     "NFM": "neural feature matrix WᵀW: the input directions this layer's weights amplify",
@@ -32,6 +34,7 @@ def clamp_layer(snap: Snapshot, layer: int) -> int:
 # -- heatmaps --------------------------------------------------------------------------
 
 def heat_pair(snap: Snapshot, layer: int, centered: bool) -> tuple[np.ndarray, np.ndarray, str, str]:
+    """(NFM, AGOP^alpha, their names) of a layer, centered (dW only) or not."""
     s = snap.layer(layer)
     alpha = snap.config.measure.alpha
     nfm, agop = (s.centered_nfm, s.centered_agop) if centered else (s.nfm, s.agop)
@@ -41,21 +44,37 @@ def heat_pair(snap: Snapshot, layer: int, centered: bool) -> tuple[np.ndarray, n
     return nfm, matrix_power(agop, alpha), "NFM", f"AGOP{a}"
 
 
+def _num(value: float | None, digits: int = 3) -> str:
+    return f'<span class="nfa-num">{fmt(value, digits)}</span>'
+
+
 def _rho_line(snap: Snapshot, layer: int) -> str:
+    """UC-NFA and C-NFA with their standard errors, and the identity baselines ρ(NFM, I), ρ(AGOP, I)."""
     s = snap.layer(layer)
     m = snap.config.measure
-    return (f"UC-NFA <b>{fmt(s.uc_nfa)}</b> · C-NFA <b>{fmt(s.c_nfa)}</b> "
-            f'<span class="nfa-dim">({esc(m.correlation)}, α={m.alpha:g})</span>')
+    line = (f"UC-NFA <b>{_num(s.uc_nfa)}</b>{fmt_se(getattr(s, 'uc_nfa_se', None))} · "
+            f"C-NFA <b>{_num(s.c_nfa)}</b>{fmt_se(getattr(s, 'c_nfa_se', None))}")
+    ident = getattr(s, "nfm_identity", None), getattr(s, "agop_identity", None)
+    if any(v is not None for v in ident):
+        line += (f' <span class="nfa-dim" title="correlation of NFM and of AGOP with the identity: how much of the '
+                 f'alignment any isotropic pair would show">· vs I: NFM {_num(ident[0])}, AGOP {_num(ident[1])}</span>')
+    return line + f' <span class="nfa-dim">({esc(m.correlation)}, α={m.alpha:g})</span>'
 
 
-def _g_star(snap: Snapshot, layer: int) -> str:
+def _g_star(snap: Snapshot, layer: int, scale: str) -> str:
     if snap.g_star is None:
         return placeholder("no ground truth: real data has no known target AGOP")
     if layer != 1:
         return placeholder("the ground-truth AGOP G* lives in the input space: select layer 1")
     quality = snap.layer(1).feature_quality
     return figure(matrix_power(snap.g_star, snap.config.measure.alpha), "G*", "true AGOP",
-                  f'<div class="nfa-meta"><span>feature quality <b>{fmt(quality)}</b></span></div>', TIPS["G*"])
+                  f'<div class="nfa-meta"><span>feature quality <b>{_num(quality)}</b></span></div>', TIPS["G*"],
+                  scale)
+
+
+def _colorbar(view: View) -> str:
+    return colorbar() if view.scale == "max" else colorbar().replace("its own max |entry|",
+                                                                      "the 99th percentile of its |entries|")
 
 
 def heatmap_panel(snap: Snapshot, view: View) -> str:
@@ -63,171 +82,112 @@ def heatmap_panel(snap: Snapshot, view: View) -> str:
     layer = clamp_layer(snap, view.layer)
     s = snap.layer(layer)
     nfm, agop, n_name, a_name = heat_pair(snap, layer, view.centered)
-    head = (f'<div class="nfa-head"><div><b>Layer {layer}</b> <span class="nfa-dim">W is {s.shape[0]}×{s.shape[1]} · '
-            f"measured at step {snap.measured_step}</span> · {_rho_line(snap, layer)}</div>{colorbar()}</div>")
+    head = (f'<div class="nfa-head"><div><b>Layer {layer}</b> <span class="nfa-dim">W {s.shape[0]}×{s.shape[1]} · '
+            f"step {snap.measured_step}</span> · {_rho_line(snap, layer)}</div>{_colorbar(view)}</div>")
     n_sub, a_sub = ("dWᵀdW", "dWᵀK dW") if view.centered else ("WᵀW", "WᵀK W")
+    sc = view.scale
     cells = [
-        figure(nfm, n_name, n_sub, tip=TIPS["NFM"]),
-        figure(agop, a_name, a_sub, tip=TIPS["AGOP"]),
-        _g_star(snap, layer),
-        figure(s.K, "K", "gradient covariance", tip=TIPS["K"]),
+        figure(nfm, n_name, n_sub, tip=TIPS["NFM"], scale=sc),
+        figure(agop, a_name, a_sub, tip=TIPS["AGOP"], scale=sc),
+        _g_star(snap, layer, sc),
+        figure(s.K, "K", "gradient covariance", tip=TIPS["K"], scale=sc),
         figure(s.utku, "UᵀKU", "K in W's basis",
-               f'<div class="nfa-meta"><span>diagonal share <b>{fmt(s.diag_share)}</b></span></div>', TIPS["UTKU"]),
+               f'<div class="nfa-meta"><span>diagonal share <b>{_num(s.diag_share)}</b></span></div>', TIPS["UTKU"],
+               sc),
     ]
     return f'<div class="nfa-panel">{head}<div class="nfa-grid5">{"".join(cells)}</div></div>'
 
 
-def compare_heatmap_panel(base: Snapshot, slo: Snapshot, view: View) -> str:
-    """Baseline and SLO heatmaps paired, G* (or a summary table) last, the numbers in the header."""
-    layer = clamp_layer(base, view.layer)
+def compare_heatmap_panel(runs: Sequence[Run], snaps: Sequence[Snapshot], view: View) -> str:
+    """Each arm's NFM and AGOP side by side, then a table of every arm's numbers for the layer."""
+    layer = clamp_layer(snaps[0], view.layer)
     cells = []
-    for label, snap in (("baseline", base), ("SLO", slo)):
+    for run, snap in zip(runs, snaps):
         nfm, agop, n_name, a_name = heat_pair(snap, layer, view.centered)
-        uc = f'<div class="nfa-meta"><span>UC-NFA <b>{fmt(snap.layer(layer).uc_nfa)}</b></span></div>'
-        cells += [figure(nfm, f"{label} · {n_name}"), figure(agop, f"{label} · {a_name}", "", uc)]
-    cells.append(_g_star(base, layer) if base.g_star is not None and layer == 1 else _compare_summary(base, slo, layer))
-    target = slo.config.optim.slo.target_layer
-    b, s = base.layer(layer), slo.layer(layer)
-    claim = f"UC-NFA {fmt(b.uc_nfa)} → <b>{fmt(s.uc_nfa)}</b>"
-    if layer == 1 and base.g_star is not None:
-        claim += f" · feature quality {fmt(b.feature_quality)} → <b>{fmt(s.feature_quality)}</b>"
+        name = esc(run.arm.name if run.arm else "")
+        cells += [figure(nfm, f"{name} · {n_name}", scale=view.scale),
+                  figure(agop, f"{name} · {a_name}", "", scale=view.scale)]
+    target = snaps[-1].config.optim.slo.target_layer
+    labels = " · ".join(f'<span style="color:{r.arm.color}">{esc(r.arm.name)}</span>: {esc(r.arm.label)}'
+                        for r in runs if r.arm)
     head = (f'<div class="nfa-head"><div><b>Layer {layer}</b>{" (SLO target)" if layer == target else ""} · '
-            f'baseline → <b style="color:#d62728">SLO</b>: {claim} '
-            f'<span class="nfa-dim">· {esc(base.optimizer)} vs {esc(slo.optimizer)}; same start, same batches</span>'
-            f"</div>{colorbar()}</div>")
-    return f'<div class="nfa-panel">{head}<div class="nfa-grid5">{"".join(cells)}</div></div>'
+            f'<span class="nfa-dim">same start, same batches · {labels}</span></div>{_colorbar(view)}</div>')
+    cols = 2 * len(runs)
+    grid = f'<div class="nfa-gridn" style="grid-template-columns: repeat({cols}, minmax(0, 1fr))">{"".join(cells)}</div>'
+    return f'<div class="nfa-panel">{head}{grid}{compare_table(runs, snaps, layer)}</div>'
 
 
-def _compare_summary(base: Snapshot, slo: Snapshot, layer: int) -> str:
-    b, s = base.layer(layer), slo.layer(layer)
-    lines = [("UC-NFA", b.uc_nfa, s.uc_nfa), ("C-NFA", b.c_nfa, s.c_nfa), ("diag. share", b.diag_share, s.diag_share),
-             ("test loss", base.test_loss, slo.test_loss)]
-    body = "".join(f"<tr><td>{name}</td><td>{fmt(x)}</td><td><b>{fmt(y)}</b></td></tr>" for name, x, y in lines)
-    return (f'<div class="nfa-fig nfa-summary"><table><tr><th>layer {layer}</th><th>baseline</th><th>SLO</th></tr>'
-            f"{body}</table></div>")
+def compare_table(runs: Sequence[Run], snaps: Sequence[Snapshot], layer: int) -> str:
+    """Rows: the layer's numbers; columns: the arms."""
+    rows = [("UC-NFA", lambda s, sn: fmt(s.uc_nfa) + fmt_se(getattr(s, "uc_nfa_se", None))),
+            ("C-NFA", lambda s, sn: fmt(s.c_nfa) + fmt_se(getattr(s, "c_nfa_se", None))),
+            ("ρ(NFM, I)", lambda s, sn: fmt(getattr(s, "nfm_identity", None))),
+            ("ρ(AGOP, I)", lambda s, sn: fmt(getattr(s, "agop_identity", None))),
+            ("diag. share", lambda s, sn: fmt(s.diag_share)),
+            ("‖dW‖/‖W‖", lambda s, sn: fmt(s.rel_movement, 4)),
+            ("test loss", lambda s, sn: fmt_loss(sn.test_loss))]
+    if snaps[0].g_star is not None:
+        rows.insert(2, ("feature quality", lambda s, sn: fmt(sn.layer(1).feature_quality)))
+    head = "".join(f'<th style="color:{r.arm.color}">{esc(r.arm.name)}</th>' for r in runs if r.arm)
+    body = "".join(f"<tr><td>{name}</td>" + "".join(f'<td class="nfa-num">{get(sn.layer(layer), sn)}</td>'
+                                                    for sn in snaps) + "</tr>" for name, get in rows)
+    return (f'<div class="nfa-summary"><table><tr><th>layer {layer}</th>{head}</tr>{body}</table></div>')
 
 
 # -- curves ----------------------------------------------------------------------------
 
-def _img(chart) -> str:
-    return f'<img class="nfa-chart" alt="chart" src="{data_uri(chart, colors=64)}"/>'
+def chart_list(runs: Sequence[Run], snaps: Sequence[Snapshot], view: View) -> list:
+    """The four charts (``app.web.charts.Chart``) of the single run, or of every arm when comparing."""
+    layer = clamp_layer(snaps[0], view.layer)
+    for run, snap in zip(runs, snaps):
+        run.series.update(snap.history)
+    if len(runs) == 1 and runs[0].arm is None:
+        return charts.single_charts(runs[0].series, snaps[0], layer, view.window)
+    return charts.compare_charts([r.arm for r in runs], [r.series for r in runs], snaps[0], layer, view.window)
 
 
-def _layer_series(cache: SeriesCache, key: str, selected: int, dash: bool = False, label: str = "L") -> list[Series]:
-    out = []
-    for layer in cache.layers():
-        x, y = cache.series(key, layer)
-        sel = layer == selected
-        out.append(Series(x, y, layer_color(layer, faded=not sel), 2.6 if sel else 1.3, dash,
-                          f"{label}{layer}" if label else ""))
-    # the selected layer is drawn last, on top
-    return sorted(out, key=lambda s: s.width)
-
-
-def _chart(series: list[Series], title: str, span: float, **kw):
-    """A chart whose x axis runs at least from step 0 to ``span`` (the run length)."""
-    return line_chart(series, title, CHART_SIZE, x_range=(0, span), **kw)
-
-
-def nfa_chart(cache: SeriesCache, layer: int, has_quality: bool, span: float):
-    series = _layer_series(cache, "c_nfa", layer, dash=True, label="") + _layer_series(cache, "uc_nfa", layer)
-    if has_quality:
-        x, y = cache.series("feature_quality", 1)
-        series.append(Series(x, y, QUALITY, 1.2, False, "G* quality"))
-    return _chart(series, "UC-NFA (solid), C-NFA (dashed)", span, y_range=UNIT)
-
-
-def loss_chart(cache: SeriesCache, span: float):
-    x, train = cache.series("train_loss", 1)
-    _, test = cache.series("test_loss", 1)
-    return _chart([Series(x, train, TRAIN, 1.8, False, "train"), Series(x, test, TEST, 1.8, True, "test")],
-                  "loss (log scale)", span, log_y=True)
-
-
-def movement_chart(cache: SeriesCache, layer: int, span: float):
-    return _chart(_layer_series(cache, "rel_movement", layer), "relative movement ‖dW‖/‖W‖", span, y_floor=0)
-
-
-def shares_chart(cache: SeriesCache, layer: int, span: float):
-    names = (("init_share", "init W0ᵀW0"), ("cross_share", "cross"), ("centered_share", "centered dWᵀdW"))
-    series = []
-    for (key, label), color in zip(names, SHARE_COLORS):
-        x, y = cache.series(key, layer)
-        series.append(Series(x, y, color, 2.0, False, label))
-    return _chart(series, f"layer {layer}: NFM term shares", span, y_range=UNIT)
-
-
-def single_charts(run: Run, snap: Snapshot, layer: int) -> list:
-    """NFA per layer, loss, movement per layer, and the selected layer's term shares (PIL images)."""
-    cache, span = run.series, snap.config.steps
-    return [nfa_chart(cache, layer, snap.g_star is not None, span), loss_chart(cache, span),
-            movement_chart(cache, layer, span), shares_chart(cache, layer, span)]
-
-
-def curves_panel(run: Run, snap: Snapshot, view: View) -> str:
-    """The four single-run charts in a 2x2 grid."""
-    charts = single_charts(run, snap, clamp_layer(snap, view.layer))
-    return f'<div class="nfa-grid2">{"".join(_img(c) for c in charts)}</div>'
-
-
-def _pair_series(base: SeriesCache, slo: SeriesCache, key: str, layer: int, label: str) -> list[Series]:
-    bx, by = base.series(key, layer)
-    sx, sy = slo.series(key, layer)
-    return [Series(bx, by, BASELINE, 1.8, True, f"{label} baseline".strip()),
-            Series(sx, sy, SLO_RED, 2.2, False, f"{label} SLO".strip())]
-
-
-def compare_charts(base: Run, slo: Run, snap: Snapshot, layer: int) -> list:
-    """Baseline (dashed) and SLO (solid) overlaid: NFA per layer, loss, quality or C-NFA, movement."""
-    b, s, span = base.series, slo.series, snap.config.steps
-    nfa = _layer_series(b, "uc_nfa", layer, dash=True, label="") + _layer_series(s, "uc_nfa", layer)
-    charts = [_chart(nfa, "UC-NFA: baseline dashed, SLO solid", span, y_range=UNIT),
-              _chart(_pair_series(b, s, "test_loss", 1, "test"), "test loss (log scale)", span, log_y=True)]
-    if snap.g_star is not None:
-        charts.append(_chart(_pair_series(b, s, "feature_quality", 1, ""), "feature quality ρ(NFM₁, G*)", span,
-                             y_range=UNIT))
-    else:
-        charts.append(_chart(_pair_series(b, s, "c_nfa", layer, ""), f"layer {layer}: C-NFA", span, y_range=UNIT))
-    mov = _layer_series(b, "rel_movement", layer, dash=True, label="") + _layer_series(s, "rel_movement", layer)
-    charts.append(_chart(mov, "relative movement: baseline dashed, SLO solid", span, y_floor=0))
-    return charts
-
-
-def compare_curves_panel(base: Run, slo: Run, snap: Snapshot, view: View) -> str:
-    """The four compare charts in a 2x2 grid."""
-    charts = compare_charts(base, slo, snap, clamp_layer(snap, view.layer))
-    return f'<div class="nfa-grid2">{"".join(_img(c) for c in charts)}</div>'
+def chart_outputs(runs: Sequence[Run], snaps: Sequence[Snapshot], view: View) -> list:
+    """What the four ``gr.Plot`` components receive."""
+    return [charts.plot_data(c) for c in chart_list(runs, snaps, view)]
 
 
 # -- status ----------------------------------------------------------------------------
 
-def run_state(snap: Snapshot, playing: bool) -> tuple[str, str]:
-    """(css class, words) for the status dot."""
+def run_state(snap: Snapshot, playing: bool, length: int) -> tuple[str, str]:
+    """(css class, words) for the status dot; ``length`` is the run length set now."""
     if snap.stopped:  # diverged, or dead (a whole layer inactive): shown alike
         return "diverged", snap.status
     if playing:
         return "running", "running"
-    if snap.step >= snap.config.steps:
+    if snap.step >= length:
         return "done", "finished"
     return "paused", "paused"
 
 
-def status_line(snap: Snapshot, playing: bool, other: Snapshot | None = None) -> str:
-    """step, losses and state of the run (or of the baseline and SLO runs when comparing)."""
-    cls, words = run_state(snap, playing)
-    if other is not None and other.stopped:
-        cls, words = "diverged", other.status
-    head = (f'<span class="nfa-dot {cls}"></span><b>{words}</b> · step <b class="nfa-step">{snap.step}</b>'
-            f" / {snap.config.steps}")
-    if other is None:
-        acc = f" · test accuracy {snap.test_accuracy:.3f}" if snap.test_accuracy is not None else ""
-        body = (f" · train loss {fmt_loss(snap.train_loss)} · test loss {fmt_loss(snap.test_loss)}{acc}"
+def _field(text: str, width: int, cls: str = "") -> str:
+    """A fixed-width field (in digits), so the line does not move while numbers change."""
+    return f'<span class="nfa-f {cls}" style="min-width:{width}ch">{text}</span>'
+
+
+def status_line(snaps: Sequence[Snapshot], playing: bool, length: int, labels: Sequence[str] = ()) -> str:
+    """Step, losses and state of the run (or of every arm when comparing), from the update's snapshots."""
+    snap = snaps[0]
+    cls, words = run_state(snap, playing, length)
+    stopped = [s for s in snaps if s.stopped]
+    if stopped:
+        cls, words = "diverged", stopped[0].status
+    step = f'<b class="nfa-step">{snap.step}</b> <span class="nfa-dim">of {length}</span>'
+    step = _field(step, 2 * len(str(length)) + 4)
+    head = f'<span class="nfa-dot {cls}"></span>{_field(f"<b>{words}</b>", 8)} · step {step}'
+    if len(snaps) == 1 and not labels:
+        acc = snap.test_accuracy
+        acc_text = f" · test accuracy {_field(f'{acc:.3f}', 5)}" if acc is not None else ""
+        body = (f" · train loss {_field(fmt_loss(snap.train_loss), 9)} · test loss "
+                f"{_field(fmt_loss(snap.test_loss), 9)}{acc_text}"
                 f' · <span class="nfa-dim">{esc(snap.optimizer)}</span>')
     else:
-        body = (f" · baseline: train {fmt_loss(snap.train_loss)}, test {fmt_loss(snap.test_loss)}"
-                f' · <span style="color:#d62728">SLO</span>: train {fmt_loss(other.train_loss)},'
-                f" test {fmt_loss(other.test_loss)}")
-    messages = [m for m in (snap.message, other.message if other else "") if m]
+        body = "".join(f" · {esc(label)}: test {_field(fmt_loss(s.test_loss), 9)}" for label, s in zip(labels, snaps))
+    messages = [s.message for s in snaps if s.message]
     extra = "".join(f'<div class="nfa-alert">✖ {esc(m)}</div>' for m in messages)
     return f'<div class="nfa-status {cls}">{head}{body}</div>{extra}'
 

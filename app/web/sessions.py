@@ -30,61 +30,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
+from core.arms import Arm
 from core.config import RunConfig
 from core.engine import Engine
-from core.history import History
+from core.series import HistoryView
 
 LOG = logging.getLogger("nfa.web")
 SERIES_KEYS = ("uc_nfa", "c_nfa", "rel_movement", "train_loss", "test_loss", "feature_quality",
-               "init_share", "cross_share", "centered_share", "test_accuracy")
+               "init_share", "cross_share", "centered_share", "test_accuracy", "step_norm")
+CURVE_BUCKETS, RECENT_POINTS = 256, 200
+"""Min/max buckets per curve over the whole run (about one per pixel column), raw points in the recent window."""
 
 
 class CapacityError(RuntimeError):
     """Every session slot is taken."""
 
 
-class SeriesCache:
-    """Columns of an append-only History as numpy arrays, updated with the new rows only."""
-
-    def __init__(self) -> None:
-        self._n = 0
-        self._last: dict | None = None
-        self._cols: dict[tuple[str, int], list[float]] = {}
-        self._steps: dict[int, list[int]] = {}
-
-    def update(self, history: History) -> "SeriesCache":
-        """Takes in the rows added since the last call (starts over if the history is another one)."""
-        rows = history.rows
-        if len(rows) < self._n or (self._n and rows[self._n - 1] is not self._last):
-            self.__init__()
-        for row in rows[self._n:]:
-            layer = row["layer"]
-            self._steps.setdefault(layer, []).append(row["step"])
-            for key in SERIES_KEYS:
-                value = row.get(key)
-                self._cols.setdefault((key, layer), []).append(np.nan if value is None else float(value))
-        self._n = len(rows)
-        self._last = rows[-1] if rows else None
-        return self
-
-    def layers(self) -> list[int]:
-        return sorted(self._steps)
-
-    def series(self, key: str, layer: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, values) like ``History.series``."""
-        steps = np.asarray(self._steps.get(layer, []), dtype=np.float64)
-        values = np.asarray(self._cols.get((key, layer), []), dtype=np.float64)
-        return steps, values
+def curve_view() -> HistoryView:
+    """The bounded, incrementally updated view of a run's history that the curves draw."""
+    return HistoryView(SERIES_KEYS, capacity=CURVE_BUCKETS, recent=RECENT_POINTS)
 
 
 @dataclass
 class Run:
-    """An engine and the curve columns of its history."""
+    """An engine and the bounded curve view of its history."""
 
     engine: Engine
-    series: SeriesCache = field(default_factory=SeriesCache)
+    series: HistoryView = field(default_factory=curve_view)
+    arm: Arm | None = None
+    """The comparison arm this run is (None for the single run)."""
 
     def snapshot(self):
         """The engine's snapshot (measured now if stale) with the series brought up to date."""
@@ -95,14 +69,15 @@ class Run:
 
 @dataclass
 class Session:
-    """One visitor: a single run, or a baseline/SLO pair while comparing."""
+    """One visitor: a single run, or one run per comparison arm while comparing."""
 
     key: str
     folder: Path
     base: RunConfig
     """The preset, URL or loaded config the form's values are laid over."""
     run: Run | None = None
-    compare: tuple[Run, Run] | None = None
+    compare: tuple[Run, ...] | None = None
+    """One run per arm of ``core.arms.make_arms`` while comparing."""
     playing: bool = False
     pending: tuple[str, ...] = ()
     data_file: str = ""

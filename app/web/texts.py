@@ -15,10 +15,9 @@ def header(readme_url: str) -> str:
     """Title, one-line pitch and the paper."""
     return (
         '<div class="nfa-header"><span class="nfa-title">NFA Explorer</span>'
-        '<span class="nfa-pitch">Train a small MLP step by step and watch each layer\'s weights '
-        "(NFM = WᵀW) line up with its gradients (AGOP = WᵀKW): the neural feature ansatz, live. "
-        f'Press <b>▶ Play</b>. <a href="{readme_url}">README</a></span>'
-        f'<div class="nfa-cite">Paper: {PAPER}</div></div>'
+        '<span class="nfa-pitch">watch each layer\'s weights (NFM = WᵀW) line up with its gradients '
+        f'(AGOP = WᵀKW) while a small MLP trains. <a href="{readme_url}">README</a></span>'
+        f'<span class="nfa-cite">Paper: {PAPER}</span></div>'
     )
 
 
@@ -47,9 +46,10 @@ def slo_help() -> str:
 
 
 COMPARE_HELP = (
-    "Two runs from the same initial weights and batches, one with the optimiser, one with SLO: "
-    "the paper's claim (SLO raises the target layer's NFA and feature quality), live. While comparing, "
-    "the SLO run always uses the settings above and the baseline never does."
+    "**⇆ Compare** runs three arms from the same initial weights and batches: the **baseline** optimiser, "
+    "the **control** (SLO with boost 1: normalised steps, no boost) and **SLO** with the boost above. The "
+    "control separates the effect of normalising steps from that of boosting the target layer. One colour "
+    "and dash per arm; click an arm in a legend to hide it. (With boost 1 the control equals SLO and is left out.)"
 )
 
 RESET_HEAD = "**New network**: these wait for **↺ Reset** (the status line lists what is waiting)."
@@ -72,11 +72,13 @@ def readme_markdown(path: Path | None = None) -> str:
 
 
 CSS = """
-.gradio-container {max-width: 1500px !important}
-.nfa-header {padding: 4px 2px 0}
-.nfa-title {font-size: 1.55em; font-weight: 700; margin-right: 12px}
-.nfa-pitch {opacity: .9}
-.nfa-cite {font-size: .82em; opacity: .75; margin-top: 2px}
+.gradio-container {max-width: 1500px !important; --layout-gap: 8px; padding-top: 4px !important}
+.gradio-container > .main {padding-top: 2px !important}
+#nfa-top .html-container, #nfa-status .html-container, #nfa-heat .html-container {padding: 0 !important}
+.nfa-header {padding: 0 2px}
+.nfa-title {font-size: 1.3em; font-weight: 700; margin-right: 10px}
+.nfa-pitch {opacity: .9; font-size: .95em}
+.nfa-cite {display: block; font-size: .78em; opacity: .75}
 #nfa-transport {align-items: center; gap: 8px}
 #nfa-transport button {min-width: 0}
 .nfa-status {font-size: 1.02em; padding: 8px 12px; border-radius: 8px; background: var(--block-background-fill);
@@ -94,25 +96,36 @@ CSS = """
 .nfa-notice.error {color: #d62728; font-weight: 600}
 .nfa-dim {opacity: .65; font-weight: normal}
 .nfa-panel {padding: 4px 0}
-.nfa-head {margin: 2px 0 8px; font-size: 1.0em; display: flex; justify-content: space-between; align-items: center;
+.nfa-head {margin: 0 0 4px; font-size: .92em; display: flex; justify-content: space-between; align-items: center;
   gap: 12px; flex-wrap: wrap}
 .nfa-grid5 {display: grid; grid-template-columns: repeat(5, minmax(0, 1fr)); gap: 10px}
 .nfa-grid2 {display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 10px}
 .nfa-fig {margin: 0; display: flex; flex-direction: column; gap: 3px}
-.nfa-fig figcaption {font-size: .9em; white-space: nowrap; overflow: hidden; text-overflow: ellipsis}
-.nfa-img {width: 100%; aspect-ratio: 1 / 1; image-rendering: pixelated; border: 1px solid #ccd;
-  border-radius: 4px; background: #fff}
-.nfa-chart {width: 100%; height: auto; border: 1px solid #e3e6ea; border-radius: 6px; background: #fff}
-.nfa-meta {display: flex; justify-content: space-between; font-size: .8em; opacity: .8}
+.nfa-fig figcaption {font-size: .85em; white-space: nowrap; overflow: hidden; text-overflow: ellipsis}
+.nfa-img {width: 100%; aspect-ratio: 1 / 1; image-rendering: pixelated; outline: 1px solid #ccd; border: 0;
+  border-radius: 0; background: #fff; display: block}
+.nfa-chart {height: 232px !important; min-height: 232px; overflow: hidden; border: 1px solid #e3e6ea;
+  border-radius: 6px; background: #fff}
+.nfa-chart-row {gap: 8px !important; flex-wrap: nowrap}
+.nfa-meta {display: flex; justify-content: space-between; flex-wrap: wrap; column-gap: 6px; font-size: .8em;
+  opacity: .8}
+.nfa-outlier {color: #b26b00; opacity: 1}
+.nfa-f {display: inline-block; text-align: left; font-variant-numeric: tabular-nums}
+.nfa-num, .nfa-status, .nfa-summary td {font-variant-numeric: tabular-nums}
+.nfa-gridn {display: grid; gap: 8px}
 .nfa-empty {justify-content: center; align-items: center; text-align: center; border: 1px dashed #bbc;
   border-radius: 6px; padding: 12px; font-size: .85em; opacity: .75; min-height: 120px}
 .nfa-cbar {display: flex; gap: 6px; align-items: center; font-size: .8em; opacity: .85}
-.nfa-cbar div {height: 10px; width: 120px; border-radius: 3px}
+.nfa-cbar div {height: 10px; width: 70px; border-radius: 3px}
 .nfa-summary table {width: 100%; border-collapse: collapse; font-size: .9em; margin-bottom: 10px}
 .nfa-summary td, .nfa-summary th {padding: 3px 6px; border-bottom: 1px solid #e3e6ea; text-align: right}
 .nfa-summary td:first-child, .nfa-summary th:first-child {text-align: left}
 .nfa-help {font-size: .84em; opacity: .8; margin: 6px 2px 10px; line-height: 1.35}
 .nfa-help a, .nfa-pitch a, .nfa-cite a {text-decoration: underline}
+#nfa-status {min-height: 62px}
+.nfa-status {padding: 6px 12px}
+.nfa-panel {padding: 0}
+#nfa-viewctl {gap: 6px}
 @media (max-width: 900px) {.nfa-grid5 {grid-template-columns: repeat(3, minmax(0, 1fr))}
-  .nfa-grid2 {grid-template-columns: 1fr}}
+  .nfa-grid2 {grid-template-columns: 1fr} .nfa-chart-row {flex-wrap: wrap} #nfa-side {order: -1} #nfa-viewctl {order: 5}}
 """

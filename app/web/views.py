@@ -1,8 +1,8 @@
 """What the page shows, rendered from snapshots to HTML with inline images (no figure per tick).
 
-Heatmaps go from arrays to PNG bytes through ``core.plots.heatmap_rgb``; curves through
-``app.web.plot``. Both are embedded as data URIs, so a tick writes no file and the
-browser swaps pictures without a request. Every user-supplied string is escaped.
+Heatmaps go from arrays to PNG bytes through ``core.plots.heatmap_rgb``, embedded as data
+URIs, so a tick writes no file and the browser swaps pictures without a request (the
+curves are plotly charts, ``app.web.charts``). Every user-supplied string is escaped.
 """
 
 from __future__ import annotations
@@ -19,26 +19,32 @@ from PIL import Image
 
 from core.plots import DIVERGING, MAX_CELLS, heatmap_rgb
 
-LAYER_COLORS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14),
-                (140, 86, 75), (227, 119, 194), (23, 190, 207), (188, 189, 34), (127, 127, 127))
-TRAIN, TEST, QUALITY = (45, 45, 52), (230, 120, 0), (20, 20, 20)
-BASELINE, SLO_RED = (130, 130, 140), (214, 39, 40)
-SHARE_COLORS = ((127, 127, 127), (255, 127, 14), (31, 119, 180))
-CHART_SIZE = (440, 220)
+WINDOWS = ("whole run", "recent")
+SCALES = ("max", "robust")
+WINDOW, SCALE = WINDOWS[0], SCALES[0]
+OUTLIER_RATIO = 4.0
+"""A picture whose max |entry| exceeds this many times its 99th percentile is called outlier-scaled."""
 
 
 @dataclass(frozen=True)
 class View:
-    """What the viewer chose: the layer and whether heatmaps show the centered matrices."""
+    """What the viewer chose: the layer, centered matrices or not, the curves' window, the heatmaps' scale."""
 
     layer: int = 1
     centered: bool = False
+    window: str = "whole run"
+    """``whole run`` (decimated) or ``recent`` (the last raw measurements)."""
+    scale: str = "max"
+    """``max``: each heatmap scaled to its max |entry|; ``robust``: to its 99th percentile (clipped above)."""
 
 
-def layer_color(layer: int, faded: bool = False) -> tuple[int, int, int]:
-    """The colour of a layer's curves; faded towards white for layers not selected."""
-    c = LAYER_COLORS[(layer - 1) % len(LAYER_COLORS)]
-    return tuple(int(v + (255 - v) * 0.55) for v in c) if faded else c
+def view_of(layer, centered, window: str = WINDOW, scale: str = SCALE) -> View:
+    """The viewer's choices from control values (unknown window or scale names fall back to the defaults)."""
+    try:
+        layer = max(int(layer or 1), 1)
+    except (TypeError, ValueError):
+        layer = 1
+    return View(layer, bool(centered), window if window in WINDOWS else WINDOW, scale if scale in SCALES else SCALE)
 
 
 def esc(text: object) -> str:
@@ -52,8 +58,16 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits else f"{value:.2e}"
 
 
-def fmt_loss(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:.4g}"
+def fmt_loss(value: float | None) -> str:
+    """A loss in a fixed format (4 decimals; scientific below 0.001), so the status line does not jump."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return f"{value:.4f}" if abs(value) >= 1e-3 else f"{value:.2e}"
+
+
+def fmt_se(value: float | None) -> str:
+    """A standard error after its correlation: ``±0.012``, or nothing when undefined."""
+    return "" if value is None or not np.isfinite(value) else f" ±{value:.3f}"
 
 
 # -- images ----------------------------------------------------------------------------
@@ -97,14 +111,40 @@ def size_label(m: np.ndarray) -> str:
     return label + (f" (shown {shown_r}×{shown_c})" if (shown_r, shown_c) != (rows, cols) else "")
 
 
-def figure(m: np.ndarray, title: str, sub: str = "", extra: str = "", tip: str = "") -> str:
-    """One heatmap with its caption: name, true size, the scale (its own max-abs), and a hover tip."""
-    scale = float(np.max(np.abs(m))) if m.size else 0.0
+def scales(m: np.ndarray) -> tuple[float, float]:
+    """(max |entry|, 99th percentile of |entry|) of a matrix."""
+    if not m.size:
+        return 0.0, 0.0
+    a = np.abs(m[np.isfinite(m)])
+    return (float(a.max()), float(np.percentile(a, 99))) if a.size else (0.0, 0.0)
+
+
+def outlier_scaled(m: np.ndarray) -> bool:
+    top, p99 = scales(m)
+    return top > OUTLIER_RATIO * p99 > 0
+
+
+def figure(m: np.ndarray, title: str, sub: str = "", extra: str = "", tip: str = "", scale: str = "max") -> str:
+    """One heatmap with its caption: name, true size, the colour scale, and a hover tip.
+
+    With ``scale="robust"`` the picture is clipped at its 99th percentile of |entry|. A picture
+    scaled to one outlier (max over 4x the 99th percentile) says so under it, in either mode.
+    """
+    top, p99 = scales(m)
+    robust = scale == "robust" and top > p99 > 0
+    shown = np.clip(m, -p99, p99) if robust else m
+    flag = ""
+    if top > OUTLIER_RATIO * p99 > 0:
+        tip = (f"max |entry| {top:.3g} is {top / p99:.0f}x the 99th percentile {p99:.3g}: "
+               + ("colours are clipped there" if robust else "one entry sets the colours; try Heatmap scale: robust"))
+        flag = (f'<div class="nfa-meta nfa-outlier" title="{tip}"><span>⚠ outlier: max = '
+                f'{top / p99:.0f}× p99{" (clipped)" if robust else ""}</span></div>')
+    label = f"±{p99:.3g} (99%)" if robust else f"±{top:.3g}"
     return (f'<figure class="nfa-fig" title="{esc(tip)}">'
             f'<figcaption><b>{title}</b> <span class="nfa-dim">{esc(sub)}</span></figcaption>'
-            f'<img class="nfa-img" alt="{esc(title)}" src="{data_uri(heatmap_rgb(m))}"/>'
-            f'<div class="nfa-meta"><span>{size_label(m)}</span><span>±{scale:.3g}</span></div>'
-            f'{extra}</figure>')
+            f'<img class="nfa-img" alt="{esc(title)}" src="{data_uri(heatmap_rgb(shown))}"/>'
+            f'<div class="nfa-meta"><span>{size_label(m)}</span><span>{label}</span></div>'
+            f'{flag}{extra}</figure>')
 
 
 def placeholder(text: str) -> str:
