@@ -240,7 +240,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             from app.compare import compare_command
 
-            runner = lambda: compare_command(cfg, out, quiet=args.quiet)  # noqa: E731
+            runner = lambda: compare_command(cfg, out, quiet=args.quiet, every_s=every)  # noqa: E731
         try:
             return runner()
         except ConfigError:

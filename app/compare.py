@@ -134,27 +134,31 @@ def compare_figure(arms: Sequence[Arm], histories: dict[str, History]):
     return fig
 
 
-def run_arms(cfg, out: Path, quiet: bool = False) -> tuple[list[Arm], dict[str, Snapshot], int]:
-    """Trains every arm into ``out/<arm>/``; returns the arms, their final snapshots and the worst exit status."""
-    from app.headless import EXIT_OK, _finish, train
+def run_arms(cfg, out: Path, quiet: bool = False,
+             every_s: float | None = None) -> tuple[list[Arm], dict[str, Snapshot], int]:
+    """Trains every arm into ``out/<arm>/``, each checkpointed there like ``run`` (every ``every_s``
+    seconds and on SIGINT/SIGTERM); returns the arms, their final snapshots and the worst exit status."""
+    from app.headless import DEFAULT_EVERY_S, EXIT_OK, _finish, train
 
+    every_s = DEFAULT_EVERY_S if every_s is None else every_s
     arms = make_arms(cfg)
     snaps: dict[str, Snapshot] = {}
     status = EXIT_OK
     for arm in arms:
         engine = Engine(arm.config)
         print(f"{arm.name}: {arm.label}", file=sys.stderr)
-        snaps[arm.name] = train(engine, arm.config.steps, label=f"{arm.name:>8} ", quiet=quiet)
+        snaps[arm.name] = train(engine, arm.config.steps, label=f"{arm.name:>8} ", quiet=quiet,
+                                checkpoint=out / arm.name, every_s=every_s)
         print(f"== {arm.name}: {arm.label} ==")
         status = max(status, _finish(engine, snaps[arm.name], out / arm.name))
     return arms, snaps, status
 
 
-def compare_command(cfg, out: Path, quiet: bool = False) -> int:
+def compare_command(cfg, out: Path, quiet: bool = False, every_s: float | None = None) -> int:
     """``compare``: baseline, control and SLO from one initialisation and batch order."""
     from core.plots import save_figure
 
-    arms, snaps, status = run_arms(cfg, out, quiet)
+    arms, snaps, status = run_arms(cfg, out, quiet, every_s)
     histories = {a.name: snaps[a.name].history for a in arms}
     atomic_write_text(out / "compare.csv", compare_csv_text([(a.name, histories[a.name]) for a in arms]))
     save_figure(compare_figure(arms, histories), out / "compare.png")
