@@ -26,7 +26,8 @@ SMALL = {"data.n_train": "300", "data.n_test": "100", "model.width": "16", "meas
 
 @pytest.fixture
 def app(tmp_path):
-    settings = WebSettings(max_sessions=4, session_ttl=600, max_unzip_mb=2, update_seconds=60)
+    # the handler tests open several API-kind sessions from one test "client": no per-address cap here
+    settings = WebSettings(max_sessions=4, session_ttl=600, max_unzip_mb=2, update_seconds=60, api_per_client=4)
     web = WebApp.create(settings, root=tmp_path / "sessions")
     yield web
     web.close()

@@ -84,7 +84,7 @@ def test_pause_under_load_stops_within_an_update_and_stays_paused(served, tmp_pa
             engine = app.store.peek(session_hash_of(tab, joins)).run.engine
             print(f"page {i}: pause latency {latency:.2f} s, step {at_click} at the click, {stopped} when paused")
             assert state_of(tab) == "paused" and shown_step(tab) == stopped == engine.step_count
-            assert f"measured at step {stopped}" in tab.inner_text("#nfa-heat")  # pictures of the same step
+            assert f" · step {stopped} · " in tab.inner_text("#nfa-heat")  # pictures of the same step
             assert app.store.is_page(session_hash_of(tab, joins))
         # Steps between the click and the stop: the updates that ran while the Pause travelled
         # to the server (the page's timer runs until Pause answers); once there, a running

@@ -59,6 +59,7 @@ class _Snap:
     def __init__(self, step, train, test, diverged=False):
         self.step, self.train_loss, self.test_loss, self.test_accuracy = step, train, test, 0.5
         self.diverged, self.message, self.optimizer = diverged, "", "sgd lr 0.05"
+        self.stopped, self.status = diverged, "diverged" if diverged else "running"
 
 
 def test_status_fields_have_fixed_widths_and_the_current_run_length():

@@ -31,7 +31,7 @@ UNIT = (-0.05, 1.03)
 LAYER_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 TRAIN, TEST, QUALITY = "#2d2d34", "#e67800", "#141414"
 SHARE_COLORS = ("#7f7f7f", "#ff7f0e", "#1f77b4")
-CHART_HEIGHT = 230
+CHART_HEIGHT = 220
 
 
 @dataclass(frozen=True)

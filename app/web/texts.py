@@ -96,7 +96,7 @@ CSS = """
 .nfa-notice.error {color: #d62728; font-weight: 600}
 .nfa-dim {opacity: .65; font-weight: normal}
 .nfa-panel {padding: 4px 0}
-.nfa-head {margin: 0 0 4px; font-size: .92em; display: flex; justify-content: space-between; align-items: center;
+.nfa-head {margin: 0 0 4px; font-size: .82em; display: flex; justify-content: space-between; align-items: center;
   gap: 12px; flex-wrap: wrap}
 .nfa-grid5 {display: grid; grid-template-columns: repeat(5, minmax(0, 1fr)); gap: 10px}
 .nfa-grid2 {display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 10px}
@@ -104,7 +104,7 @@ CSS = """
 .nfa-fig figcaption {font-size: .85em; white-space: nowrap; overflow: hidden; text-overflow: ellipsis}
 .nfa-img {width: 100%; aspect-ratio: 1 / 1; image-rendering: pixelated; outline: 1px solid #ccd; border: 0;
   border-radius: 0; background: #fff; display: block}
-.nfa-chart {height: 232px !important; min-height: 232px; overflow: hidden; border: 1px solid #e3e6ea;
+.nfa-chart {height: 222px !important; min-height: 222px; overflow: hidden; border: 1px solid #e3e6ea;
   border-radius: 6px; background: #fff}
 .nfa-chart-row {gap: 8px !important; flex-wrap: nowrap}
 .nfa-meta {display: flex; justify-content: space-between; flex-wrap: wrap; column-gap: 6px; font-size: .8em;
