@@ -59,7 +59,7 @@ def test_step_draws_heatmaps_and_moves_the_counter(page):
         .map(gd => gd.data && gd.data[0].x.slice(-1)[0]).join() === '25,25,25,25'""", timeout=30_000)
     lines = page.eval_on_selector_all("[id^='nfa-chart-'] .js-plotly-plot", "els => els.map(e => e.querySelectorAll('.scatterlayer .trace').length)")
     assert len(lines) == 4 and all(n >= 2 for n in lines)  # four charts, each with its lines drawn
-    assert re.search(r"W is 32×20", page.inner_text("#nfa-heat"))
+    assert re.search(r"Layer 1 W 32×20 · step 25 · ", page.inner_text("#nfa-heat"))  # the header names the shape and step
 
 
 def test_play_then_pause_keeps_training_in_between(page):
