@@ -61,7 +61,9 @@ def heatmaps_figure(snap, centered: bool = False):
     """NFM and AGOP side by side for every layer (rows), plus G* beside layer 1 when known."""
     n = len(snap.layers)
     extra = snap.g_star is not None
-    fig, axes = plt.subplots(n, 3 if extra else 2, figsize=(9.5 if extra else 6.6, 3.1 * n), squeeze=False)
+    width, height = (9.5 if extra else 6.6), 3.1 * n + 0.35
+    fig, axes = plt.subplots(n, 3 if extra else 2, figsize=(width, height), squeeze=False)
+    _margins(fig, left=0.15, right=0.35, bottom=0.1, top=0.6, wspace=0.45, hspace=0.3)
     for row, s in zip(axes, snap.layers):
         nfm, agop = (s.centered_nfm, s.centered_agop) if centered else (s.nfm, s.agop)
         prefix = "centered " if centered else ""
@@ -73,8 +75,8 @@ def heatmaps_figure(snap, centered: bool = False):
                 _panel_heatmap(row[2], snap.g_star, f"ground truth G* (quality={_fmt(s.feature_quality)})")
             else:
                 row[2].axis("off")
-    fig.suptitle(f"step {snap.measured_step}: W^T W vs W^T K W ({snap.config.measure.correlation})", fontsize=11)
-    fig.tight_layout()
+    fig.suptitle(f"step {snap.measured_step}: W^T W vs W^T K W ({snap.config.measure.correlation})", fontsize=11,
+                 y=1 - 0.12 / height)
     return fig
 
 
@@ -82,6 +84,7 @@ def nfa_figure(history: History, title: str = ""):
     """UC-NFA and C-NFA against step, one panel per layer."""
     layers = history.layers() or [1]
     fig, axes = plt.subplots(1, len(layers), figsize=(3.4 * len(layers), 3.0), squeeze=False, sharey=True)
+    _margins(fig, left=0.6, right=0.15, bottom=0.5, top=0.75 if title else 0.35, wspace=0.08)
     for ax, layer in zip(axes[0], layers):
         for key, label, style in (("uc_nfa", "UC-NFA", "-"), ("c_nfa", "C-NFA", "--")):
             steps, values = history.series(key, layer)
@@ -93,15 +96,22 @@ def nfa_figure(history: History, title: str = ""):
     axes[0][0].set_ylabel("correlation")
     axes[0][0].legend(fontsize=8, loc="lower right")
     if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=11, y=1 - 0.08 / 3.0)
     return fig
+
+
+def _margins(fig, left: float, right: float, bottom: float, top: float, wspace: float = 0.2,
+             hspace: float = 0.2) -> None:
+    """Fixed margins in inches (cheap, unlike tight_layout's text measuring, which cost most of a figure's time)."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
+                        wspace=wspace, hspace=hspace)
 
 
 def save_figure(fig, path: Path) -> None:
     """Saves a figure atomically as PNG and closes it."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=110, format="png", pil_kwargs={"compress_level": 1})
     plt.close(fig)
 
 
