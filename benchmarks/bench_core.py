@@ -203,7 +203,8 @@ def bench_end_to_end(repeats: int, tmp: Path) -> tuple[float, float]:
     """Median wall seconds of the CLI run and the jacrev script, alternated (separate processes)."""
     cli = [sys.executable, "-m", "app.cli", "run", "--config", "digits", "--steps", "60", "--quiet",
            "--set", "measure.every=1", "--set", "measure.n_points=1000", "--set", "device=cpu"]
-    script = [sys.executable, str(ROOT / "benchmarks" / "jacrev_script.py"), "--steps", "60", "--every", "1"]
+    script = [sys.executable, str(ROOT / "benchmarks" / "jacrev_script.py"), "--steps", "60", "--every", "1",
+              "--threads", str(torch.get_num_threads())]  # the CLI gets as many through OMP_NUM_THREADS
     cli_t, script_t = [], []
     for i in range(repeats):
         for cmd, out, acc in ((cli, tmp / f"cli{i}", cli_t), (script, tmp / f"script{i}", script_t)):
