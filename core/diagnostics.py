@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import math
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -375,4 +376,20 @@ def measure_model(model: MLP, w0s: list[torch.Tensor], x_measure: torch.Tensor,
     ``init_gram(W0)``, kept by the caller across measurements.
     """
     parts = device_parts(model, w0s, x_measure, correlation_kind, alpha, se_groups if detailed else 1, init_grams)
-    return _finish(parts, correlation_kind, alpha, g_star, detailed)
+    stats = _finish(parts, correlation_kind, alpha, g_star, detailed)
+    if detailed:
+        prefetch_alignment(stats)
+    return stats
+
+
+def prefetch_alignment(stats: list[LayerStats]) -> None:
+    """Computes each layer's SVD alignment (``diag_share``'s eigendecomposition) now, one layer per thread.
+
+    LAPACK's eigh of a k x k matrix runs best on one thread, so the layers run side by side,
+    as many at once as torch has threads; the results are those of the lazy properties.
+    """
+    workers = min(len(stats), torch.get_num_threads())
+    if workers < 2:
+        return
+    with single_thread(), ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda s: s._svd, stats))

@@ -168,3 +168,21 @@ def test_detail_every_survives_save_and_load(tmp_path):
     resumed = Engine.load(tmp_path / "run")
     resumed.step(35)
     assert resumed.history.to_csv_text() == whole.history.to_csv_text()
+
+
+def test_prefetched_alignment_equals_the_lazy_one_and_keeps_threads():
+    model, w0s = _moved_model(3, 24, 10, 4, "relu", False, seed=9)
+    xs = torch.randn(60, 10, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        eager = diagnostics.measure_model(model, w0s, xs)  # two layers at once on two threads
+        assert torch.get_num_threads() == 2
+        lazy = diagnostics.measure_model(model, w0s, xs, detailed=False)
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(eager, lazy):
+        assert "_svd" in a.__dict__ and "_svd" not in b.__dict__
+        assert a.diag_share == pytest.approx(b.diag_share, rel=1e-12)  # one thread vs two: the last bits may differ
+        np.testing.assert_allclose(a.utku, b.utku, rtol=1e-10, atol=1e-14 * np.abs(b.utku).max())
+        assert a.scalars()["diag_share"] == a.diag_share and b.scalars()["diag_share"] is None
