@@ -33,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as app/__init__.py sets it for the commands (before numpy loads)
 
 import torch  # noqa: E402
 from torch.func import jacrev, vmap  # noqa: E402

@@ -181,9 +181,10 @@ class LayerStats:
     @cached_property
     def diag_share(self) -> float:
         """||diag(U^T K U)||_F / ||U^T K U||_F."""
-        utku = self.utku
-        total = np.linalg.norm(utku)
-        return float(np.linalg.norm(np.diagonal(utku)) / total) if total > 0 else float("nan")
+        utku = self.utku  # sums of squares, not np.linalg.norm: numpy's BLAS threads would then spin against torch's
+        total = math.sqrt(float(np.sum(utku * utku)))
+        diag = np.diagonal(utku)
+        return math.sqrt(float(np.sum(diag * diag))) / total if total > 0 else float("nan")
 
     @cached_property
     def alignment_cosine(self) -> float:
