@@ -6,9 +6,10 @@ measurement's rows, on the run's measurement grid. Two layouts are measured in o
 process: the list of row dicts the History kept before it became columnar (the "before"
 figure), and ``core.history.History`` (columnar numpy arrays), each by
 
-- tracemalloc: bytes still allocated once the layout is built (numpy reports its arrays to
-  tracemalloc, capacity included);
-- RSS: growth of the resident set while it is built (pages actually touched).
+- RSS: growth of the resident set while it is built (pages actually touched), without
+  tracemalloc running (its bookkeeping per allocation would inflate the dicts' figure);
+- tracemalloc: bytes still allocated once the layout is built again (numpy reports its
+  arrays to tracemalloc, capacity included).
 
 ``History.nbytes`` (the arrays' bytes, capacity included) is printed beside them.
 """
@@ -58,29 +59,43 @@ def as_history(template: list[dict], steps: int, every: int) -> History:
     return history
 
 
-def _cost(build: Callable[[], object]) -> tuple[object, int, int]:
-    """(what ``build`` returned, bytes tracemalloc still counts, RSS growth in bytes)."""
+def _traced(build: Callable[[], object]) -> int:
+    """Bytes tracemalloc still counts once ``build`` has run (what it returned kept alive meanwhile)."""
     gc.collect()
-    rss0 = rss_bytes()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     out = build()
     gc.collect()
     traced = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
-    return out, traced, rss_bytes() - rss0
+    del out
+    return traced
+
+
+def _rss(build: Callable[[], object]) -> tuple[object, int]:
+    """(what ``build`` returned, RSS growth while it ran), without tracemalloc (its bookkeeping costs RSS)."""
+    gc.collect()
+    rss0 = rss_bytes()
+    out = build()
+    gc.collect()
+    return out, rss_bytes() - rss0
 
 
 def row_costs(template: list[dict], every: int, steps: int = LONG_STEPS) -> dict[str, dict[str, float]]:
-    """Bytes per row of both layouts for a run of ``steps`` steps; keeps both alive while measuring."""
-    history, h_traced, h_rss = _cost(lambda: as_history(template, steps, every))
-    dicts, d_traced, d_rss = _cost(lambda: as_dicts(template, steps, every))
-    n = len(history)
+    """Bytes per row of both layouts for a run of ``steps`` steps.
+
+    RSS first (the History, then the dicts, both kept alive so neither reuses the other's
+    freed memory), then tracemalloc, each layout built again.
+    """
+    history, h_rss = _rss(lambda: as_history(template, steps, every))
+    dicts, d_rss = _rss(lambda: as_dicts(template, steps, every))
+    n, nbytes = len(history), history.nbytes
     assert len(dicts) == n
-    out = {"dicts": {"traced": d_traced / n, "rss": d_rss / n},
-           "history": {"traced": h_traced / n, "rss": h_rss / n, "nbytes": history.nbytes / n, "rows": n}}
-    del dicts
-    return out
+    del history, dicts
+    h_traced = _traced(lambda: as_history(template, steps, every))
+    d_traced = _traced(lambda: as_dicts(template, steps, every))
+    return {"dicts": {"traced": d_traced / n, "rss": d_rss / n},
+            "history": {"traced": h_traced / n, "rss": h_rss / n, "nbytes": nbytes / n, "rows": n}}
 
 
 def mb_per_hour(bytes_per_row: float, rows_per_s: float) -> float:
