@@ -4,6 +4,7 @@ Run by hand (not in CI):
 
     python benchmarks/bench_tui.py                 # draw cost fresh vs 10^6 steps, in-app frames, RSS
     python benchmarks/bench_tui.py --soak 1800     # play 30 minutes headless, a line per minute
+    python benchmarks/bench_tui.py --only memory   # RSS of play, bytes per history row, MB per hour
 
 Figures (``quickstart`` preset, 120x36 layout):
 
@@ -14,8 +15,10 @@ Figures (``quickstart`` preset, 120x36 layout):
    must be at most 1.2.
 2. in app: the real NfaApp headless at 120x36, playing; the median time between frames
    reaching the UI thread, fresh and on an engine whose history holds 10^6 steps.
-3. memory: RSS before and after playing ``--seconds``, per hour of play, with the part
-   the run's history (kept for export, one row per measurement and layer) accounts for.
+3. memory: RSS before and after playing ``--seconds``, per hour of play; then the bytes a
+   history row costs (``history_memory.py``: the old list of row dicts vs the columnar
+   History, 10^6 steps of engine-made rows, tracemalloc and RSS) and the MB per hour they
+   make at the rows per second the app just played.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from app.tui.plotting import chart_text  # noqa: E402
 from core.config import preset_config  # noqa: E402
 from core.engine import Engine  # noqa: E402
 from core.history import History  # noqa: E402
+
+import history_memory  # noqa: E402  (benchmarks/, next to this file)
 
 RATIO_LIMIT = 1.2
 WIDTH, HEIGHT = 120, 36
@@ -137,16 +142,6 @@ def ms(values: list[float]) -> tuple[float, float]:
     return statistics.median(v), v[int(0.9 * (len(v) - 1))]
 
 
-def history_mb(engine: Engine) -> float:
-    """Approximate memory of the run's history rows (dicts and their values), MB."""
-    rows = engine.history.rows
-    if not rows:
-        return 0.0
-    sample = rows[-1]
-    per_row = sys.getsizeof(sample) + sum(sys.getsizeof(v) for v in sample.values())
-    return len(rows) * per_row / 1e6
-
-
 def report_draw(frames: int) -> bool:
     fresh = ms(bench_draw(1_000, frames))
     long = ms(bench_draw(1_000_000, frames))
@@ -167,15 +162,24 @@ def report_app(frames: int) -> bool:
     return g1[0] / g0[0] <= RATIO_LIMIT
 
 
-def report_memory(seconds: float) -> None:
+def report_memory(seconds: float) -> float:
+    """RSS over ``seconds`` of play; returns the history rows the app added per second."""
     before = rss_mb()
     _, _, app = asyncio.run(play_app(0, seconds=seconds))
     after = rss_mb()
-    steps = app.engine.step_count
-    kept = history_mb(app.engine)
+    steps, rows = app.engine.step_count, len(app.engine.history)
     per_hour = (after - before) / seconds * 3600
     print(f"memory: RSS {before:.1f} -> {after:.1f} MB over {seconds:.0f} s of play ({steps:,} steps, "
-          f"{len(app.engine.history):,} history rows ~{kept:.1f} MB): {per_hour:+.0f} MB per hour")
+          f"{rows:,} history rows, arrays {app.engine.history.nbytes / 1e6:.2f} MB): {per_hour:+.0f} MB per hour")
+    return rows / seconds
+
+
+def report_rows(rows_per_s: float) -> None:
+    """Bytes per history row (before/now) and what the terminal app's measured rate makes of them per hour."""
+    engine = Engine(preset_config("quickstart"))
+    costs = history_memory.row_costs(list(engine.history.rows), engine.config.measure.every)
+    history_memory.print_row_costs(costs)
+    history_memory.print_per_hour("terminal app", costs, rows_per_s)
 
 
 def soak(seconds: float) -> None:
@@ -197,6 +201,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds of play for the memory figure")
     parser.add_argument("--soak", type=float, default=0.0, help="play this many seconds, a line per minute")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the app's choice)")
+    parser.add_argument("--only", choices=("draw", "app", "memory"), default=None, help="one figure only")
     args = parser.parse_args()
     from app.tui.app import configure_threads
 
@@ -205,9 +210,13 @@ def main() -> int:
     if args.soak:
         soak(args.soak)
         return 0
-    ok = report_draw(args.frames)
-    ok = report_app(args.frames) and ok
-    report_memory(args.seconds)
+    ok = True
+    if args.only in (None, "draw"):
+        ok = report_draw(args.frames)
+    if args.only in (None, "app"):
+        ok = report_app(args.frames) and ok
+    if args.only in (None, "memory"):
+        report_rows(report_memory(args.seconds))
     return 0 if ok else 1
 
 

@@ -8,7 +8,10 @@ Run by hand (not in CI):
    the ``quickstart`` preset; then the same run after 10^6 steps of history (synthesised:
    20,000 measurements appended to the engine's history, the step counter moved to 10^6),
    and the compare view (three arms per tick). Median, 90th percentile, bytes per tick.
-   Target: median <= 150 ms for the single run, fresh and after 10^6 steps.
+   Target: median <= 150 ms for the single run, fresh and after 10^6 steps. Then the
+   memory of the history: bytes per row (``history_memory.py``: the old list of row dicts
+   vs the columnar History, 10^6 steps of rows) and MB per hour at the page's play rate
+   (rows per tick, measured, over the timer's period or the tick's time if longer).
 2. ``renderers``: the four single-run charts of one update, built from the same bounded
    views (fresh: 40 measurements; 10^6 steps: 20,000) as plotly JSON for ``gr.Plot`` (what the
    page uses), as ``gr.LinePlot`` data (a pandas frame through its postprocess), and as
@@ -43,11 +46,14 @@ from app.web.sessions import curve_view  # noqa: E402
 from app.web.settings import WebSettings, web_limits  # noqa: E402
 from core.history import History  # noqa: E402
 
+import history_memory  # noqa: E402  (benchmarks/, next to this file)
+
 TARGET_MS = 150.0
 LONG_STEPS = 1_000_000
+WARMUP = 3
 
 
-def time_ticks(app: WebApp, key: str, ticks: int, steps: int, warmup: int = 3) -> tuple[list[float], int]:
+def time_ticks(app: WebApp, key: str, ticks: int, steps: int, warmup: int = WARMUP) -> tuple[list[float], int]:
     """Milliseconds per tick (after ``warmup`` ticks) and the bytes the last one sends."""
     handlers.play(app, key)
     times, out = [], {}
@@ -86,7 +92,7 @@ def grow_history(app: WebApp, key: str, until: int = LONG_STEPS) -> None:
     """Gives the session's run ``until`` steps of history (the benchmark's stand-in for hours of play)."""
     engine = app.store.get(key).run.engine
     every = engine.config.measure.every
-    engine._history = History(list(engine.history.rows) + long_rows(list(engine.history.rows), every, until))
+    engine._history = engine.history.extend(long_rows(list(engine.history.rows), every, until))
     engine._step = until
 
 
@@ -96,20 +102,40 @@ def bench_ticks(args) -> tuple[float, float]:
         app = WebApp.create(WebSettings(limits=limits, update_seconds=60), root=Path(root) / "sessions")
         try:
             handlers.load_page(app, "bench", {})
+            engine = app.store.get("bench").run.engine
+            rows0 = len(engine.history)
             fresh = summary("tick, fresh (single run)", *time_ticks(app, "bench", args.ticks, args.steps))
+            rows_per_tick = (len(engine.history) - rows0) / (args.ticks + WARMUP)
+            template = engine.history.rows_at(engine.history.last_step)
             handlers.load_page(app, "long", {})
             grow_history(app, "long")
             long = summary(f"tick, after {LONG_STEPS:.0e} steps (single)",
                            *time_ticks(app, "long", args.ticks, args.steps))
             app.store.close("long")
-            engine = app.store.get("bench").run.engine
             from app.web.form import form_values
 
             handlers.toggle_compare(app, "bench", form_values(engine.config))
             summary("tick, compare (three arms)", *time_ticks(app, "bench", max(args.ticks // 2, 5), args.steps))
         finally:
             app.close()
+    report_rows(template, engine.config.measure.every, rows_per_tick, fresh)
     return fresh, long
+
+
+def report_rows(template: list[dict], every: int, rows_per_tick: float, tick_ms: float) -> None:
+    """Bytes per history row (before/now) and MB per hour at the page's play rate.
+
+    Playing, the page's timer asks for an update every TICK_SECONDS, or as soon as the last
+    one is done when it took longer: rows per second = rows per tick / max(TICK_SECONDS, tick).
+    """
+    from app.web.layout import TICK_SECONDS
+
+    seconds = max(TICK_SECONDS, tick_ms / 1000)
+    costs = history_memory.row_costs(template, every)
+    history_memory.print_row_costs(costs)
+    print(f"web play: {rows_per_tick:.2f} history rows per tick, a tick every {seconds:.3f} s "
+          f"(timer {TICK_SECONDS} s, median tick {tick_ms:.0f} ms)")
+    history_memory.print_per_hour("web app", costs, rows_per_tick / seconds)
 
 
 # -- renderers ---------------------------------------------------------------------------------

@@ -156,18 +156,18 @@ def _read_history(path: Path, depth: int) -> History:
             if len(row) != len(header):
                 raise ConfigError("metrics.csv", f"line {i} has {len(row)} cells; the header has {len(header)}")
     history = History.read_csv(path)
-    layers: dict[int, list[int]] = {}
-    previous = -1
-    for r in history.rows:
-        if r["step"] < previous:
-            raise ConfigError("metrics.csv", f"step {r['step']} comes after step {previous}")
-        previous = r["step"]
-        layers.setdefault(r["step"], []).append(r["layer"])
-    for step, got in layers.items():
-        if sorted(got) != list(range(1, depth + 1)):
-            raise ConfigError("metrics.csv", f"step {step} has rows for layers {sorted(got)}; expected 1..{depth}")
-    if not layers:
+    steps, layers = history.column("step"), history.column("layer")
+    back = np.flatnonzero(np.diff(steps) < 0)
+    if len(back):
+        i = int(back[0])
+        raise ConfigError("metrics.csv", f"step {steps[i + 1]} comes after step {steps[i]}")
+    if not len(steps):
         raise ConfigError("metrics.csv", "has no measured step")
+    starts = np.flatnonzero(np.r_[True, np.diff(steps) != 0])
+    for a, b in zip(starts, [*starts[1:], len(steps)]):
+        got = sorted(layers[a:b].tolist())
+        if got != list(range(1, depth + 1)):
+            raise ConfigError("metrics.csv", f"step {steps[a]} has rows for layers {got}; expected 1..{depth}")
     return history
 
 
@@ -203,7 +203,7 @@ def _restore(engine, meta: dict, arrays: dict, history: History, folder: Path) -
     engine._sample_pos = sample_pos
     engine._perm_cache = None
     engine._history = history.until(engine._step)
-    norms = [r.get("step_norm") for r in engine._history.rows if r["step"] == engine._step]
+    norms = [r["step_norm"] for r in engine._history.rows_at(engine._step)]
     if norms and all(v is not None for v in norms):
         engine._step_norms = (engine._step, tuple(norms))
     if status == "diverged":
@@ -241,7 +241,7 @@ def _diverged_snapshot(engine, final: dict):
     from core.engine import DIVERGED, Snapshot, describe_optimizer
 
     cfg, step, g_star = engine.config, int(final["step"]), engine._g_star
-    rows = {r["layer"]: r for r in engine._history.rows if r["step"] == step}
+    rows = {r["layer"]: r for r in engine._history.rows_at(step)}
     layers = tuple(restored_layer_stats(l, final, rows[l]) for l in range(1, cfg.model.depth + 1))
     row = rows[cfg.model.depth]
     return Snapshot(step=engine._step, measured_step=step, status=DIVERGED, message=engine._message,

@@ -153,30 +153,35 @@ class HistoryView:
         self._all: dict[tuple[str, int], MinMaxSeries] = {}
         self._recent: dict[tuple[str, int], Recent] = {}
         self._seen = 0
-        self._last_row: dict | None = None
+        self._mark: tuple[object, int] | None = None
         self.last_step: int | None = None
 
     def update(self, history: History) -> int:
-        """Consumes the rows appended since the last update; returns how many were read."""
+        """Consumes the rows appended since the last update; returns how many were read.
+
+        Reads the new rows' columns only (no row dicts), so an update costs the new rows.
+        """
         n = len(history)
-        if n < self._seen or (self._seen and history.row(self._seen - 1) is not self._last_row):
+        if self._mark is not None and not history.continues(self._mark):
             self._clear()
-        new = history.rows_since(self._seen)
-        for row in new:
-            layer = row["layer"]
+        start = self._seen
+        if n > start:
+            steps = history.column("step")[start:n].tolist()
+            layers = history.column("layer")[start:n].tolist()
             for key in self.keys:
-                sk = (key, layer)
-                if sk not in self._all:
-                    self._all[sk] = MinMaxSeries(self.capacity)
-                    self._recent[sk] = Recent(self.recent_len)
-                v = row.get(key)
-                self._all[sk].append(row["step"], v)
-                self._recent[sk].append(row["step"], v)
-        if new:
-            self._last_row = new[-1]
-            self.last_step = new[-1]["step"]
-        self._seen = n
-        return len(new)
+                self._append_column(key, steps, layers, history.column(key)[start:n].tolist())
+            self.last_step = steps[-1]
+        self._seen, self._mark = n, history.mark()
+        return n - start
+
+    def _append_column(self, key: str, steps: list[int], layers: list[int], values: list[float]) -> None:
+        for step, layer, v in zip(steps, layers, values):
+            sk = (key, layer)
+            if sk not in self._all:
+                self._all[sk] = MinMaxSeries(self.capacity)
+                self._recent[sk] = Recent(self.recent_len)
+            self._all[sk].append(step, v)
+            self._recent[sk].append(step, v)
 
     @property
     def layers(self) -> list[int]:

@@ -152,9 +152,7 @@ def fig_share_gap(exps: dict[str, ExpRuns]):
 
 
 def _only_layer(e: ExpRuns, layer: int) -> ExpRuns:
-    from core.history import History
-
-    arms = {a: {s: History([r for r in h.rows if r["layer"] == layer]) for s, h in g.items()}
+    arms = {a: {s: h.for_layer(layer) for s, h in g.items()}
             for a, g in e.arms.items()}
     return ExpRuns(e.name, arms, e.early_step, e.input_dim, e.width)
 

@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from app.runner.folders import read_runs_csv
 from core.history import History
 from core.iofiles import atomic_write_text
@@ -49,8 +51,9 @@ def _run_rows(folder: Path, name: str, values: dict, recorded: dict) -> list[dic
     status = "ok" if state.get("status") == "running" else str(state.get("status"))
     history = History.read_csv(folder / "metrics.csv")
     rows = []
+    layers = history.column("layer")
     for layer in history.layers():
-        last = [r for r in history.rows if r["layer"] == layer][-1]
+        last = history.row(int(np.flatnonzero(layers == layer)[-1]))
         rows.append({**head, "layer": layer, "step": last["step"], **{m: last.get(m) for m in METRICS},
                      "status": status, "message": state.get("message", "")})
     return rows
