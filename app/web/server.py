@@ -16,6 +16,7 @@ from app.web.control import CLICKS_HEAD
 from app.web.guard import PAGE_HEAD, Guard
 from app.web.handlers import WebApp
 from app.web.layout import build_demo
+from app.web.sessions import tune_malloc
 from app.web.settings import WebSettings
 
 GRADIO_STATES = 500
@@ -100,6 +101,7 @@ def main(host: str = "127.0.0.1", port: int = 7860) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes
     signal.signal(signal.SIGTERM, _interrupt)
+    tune_malloc()
     settings = WebSettings.from_env()
     app = WebApp.create(settings)
     try:
