@@ -1,7 +1,6 @@
 """Headless ``run``: train, print progress and a table, write the run folder.
 
-``compare`` lives in ``app.compare``; ``compare_configs`` and ``compare_csv`` here are the
-two-run (baseline, SLO) helpers the web and terminal compare views still use.
+``compare`` (three arms) lives in ``app.compare``.
 
 Training goes through :func:`train`, which checkpoints the run folder on a timer and on
 SIGINT/SIGTERM (``app.checkpoints``); ``run --resume DIR`` continues such a folder.
@@ -9,14 +8,12 @@ SIGINT/SIGTERM (``app.checkpoints``); ``run --resume DIR`` continues such a fold
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from pathlib import Path
 
 from app.checkpoints import DEFAULT_EVERY_S, train_with_checkpoints
 from core.engine import Engine, Snapshot
-from core.history import History
 
 EXIT_OK, EXIT_DIVERGED = 0, 3
 
@@ -133,34 +130,3 @@ def _note_points(engine: Engine) -> None:
     if 0 < used < asked:
         print(f"note: measure.n_points is {asked} but the training set has {used} points; "
               f"K and AGOP are averaged over all {used}", file=sys.stderr)
-
-
-def compare_configs(cfg):
-    """The pair of configs ``compare`` runs: SLO off (baseline) and SLO on; same seed, same start."""
-    base, slo = copy.deepcopy(cfg), copy.deepcopy(cfg)
-    base.optim.slo.enabled = False
-    slo.optim.slo.enabled = True
-    return base, slo
-
-
-COMPARE_KEYS = ("uc_nfa", "c_nfa", "rel_movement", "feature_quality", "train_loss", "test_loss")
-
-
-def compare_csv(base: History, slo: History) -> str:
-    """compare.csv: a row per (step, layer) measured in both runs."""
-    index = {(r["step"], r["layer"]): r for r in slo.rows}
-    cols = ["step", "layer"] + [f"{k}_{side}" for k in COMPARE_KEYS for side in ("baseline", "slo")]
-    lines = [",".join(cols)]
-    for r in base.rows:
-        other = index.get((r["step"], r["layer"]))
-        if other is None:
-            continue
-        cells = [str(r["step"]), str(r["layer"])]
-        for k in COMPARE_KEYS:
-            cells += [_cell(r.get(k)), _cell(other.get(k))]
-        lines.append(",".join(cells))
-    return "\n".join(lines) + "\n"
-
-
-def _cell(v) -> str:
-    return "" if v is None else repr(float(v))

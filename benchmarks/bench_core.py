@@ -33,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as app/__init__.py sets it for the commands (before numpy loads)
 
 import torch  # noqa: E402
 from torch.func import jacrev, vmap  # noqa: E402
@@ -40,7 +41,7 @@ from torch.nn import functional as F  # noqa: E402
 
 from core.config import RunConfig, preset_config  # noqa: E402
 from core.data import Dataset  # noqa: E402
-from core.diagnostics import SE_GROUPS, measure_model  # noqa: E402
+from core.diagnostics import SE_GROUPS, init_gram, measure_model  # noqa: E402
 from core.engine import Engine  # noqa: E402
 from core.ksweep import ptk_covariances, ptk_sweep  # noqa: E402
 from core.model import ACTIVATION_FNS, MLP  # noqa: E402
@@ -136,17 +137,25 @@ def interleaved(fns: dict, repeats: int) -> dict[str, float]:
 
 
 def bench_measurement(n: int, repeats: int) -> dict[str, float]:
-    """Median seconds: plain matmul (for the rate), K sweep, full measurement, jacrev+vmap K."""
+    """Median seconds: plain matmul (for the rate), K sweeps, measurements, jacrev+vmap K.
+
+    ``full``: a detailed measurement as the engine runs it (every metrics.csv number: the
+    jackknife SEs over 8 groups and diag_share's eigendecomposition included). ``light``: a
+    measurement between two detailed ones (``measure.detail_every`` > 1): every metrics.csv
+    number but the SEs and diag_share, which its row leaves empty.
+    """
     model, x = make_model(n, torch.float32)
     w0 = [w.detach().clone() * 0.9 for w in model.weights()]
+    grams = [init_gram(w) for w in w0]
     a = torch.randn(2048, 2048)
 
-    def full():
-        for s in measure_model(model, w0, x, "pearson", 1.0):
-            s.scalars()  # every metrics.csv number, diag_share included
+    def measurement(detailed):
+        for s in measure_model(model, w0, x, "pearson", 1.0, detailed=detailed, init_grams=grams):
+            s.scalars()  # every number the history row records
 
-    t = interleaved({"matmul": lambda: a @ a, "k": lambda: ptk_sweep(model, x, SE_GROUPS), "full": full,
-                     "jacrev": lambda: reference_k(model, x)}, repeats)
+    t = interleaved({"matmul": lambda: a @ a, "k": lambda: ptk_sweep(model, x, SE_GROUPS),
+                     "k1": lambda: ptk_sweep(model, x, 1), "full": lambda: measurement(True),
+                     "light": lambda: measurement(False), "jacrev": lambda: reference_k(model, x)}, repeats)
     t["rate"] = 2 * 2048 ** 3 / t["matmul"]
     t["floor"] = floor_flops(model, n) / t["rate"]
     return t
@@ -195,7 +204,8 @@ def bench_end_to_end(repeats: int, tmp: Path) -> tuple[float, float]:
     """Median wall seconds of the CLI run and the jacrev script, alternated (separate processes)."""
     cli = [sys.executable, "-m", "app.cli", "run", "--config", "digits", "--steps", "60", "--quiet",
            "--set", "measure.every=1", "--set", "measure.n_points=1000", "--set", "device=cpu"]
-    script = [sys.executable, str(ROOT / "benchmarks" / "jacrev_script.py"), "--steps", "60", "--every", "1"]
+    script = [sys.executable, str(ROOT / "benchmarks" / "jacrev_script.py"), "--steps", "60", "--every", "1",
+              "--threads", str(torch.get_num_threads())]  # the CLI gets as many through OMP_NUM_THREADS
     cli_t, script_t = [], []
     for i in range(repeats):
         for cmd, out, acc in ((cli, tmp / f"cli{i}", cli_t), (script, tmp / f"script{i}", script_t)):
@@ -264,8 +274,15 @@ def main() -> None:
     t = bench_measurement(args.n, args.repeats)
     ms = lambda v: f"{v * 1e3:.0f} ms"  # noqa: E731
     print(f"plain matmul (2048^3, float32) {t['rate'] / 1e9:.0f} GFLOP/s -> floor {ms(t['floor'])}")
-    print(f"K (grouped sweep): {ms(t['k'])}, floor/time {t['floor'] / t['k']:.2f} (target >= 0.8)")
-    print(f"full measurement: {ms(t['full'])}, floor/time {t['floor'] / t['full']:.2f} (target >= 0.7)")
+    print(f"K (sweep in 8 jackknife groups): {ms(t['k'])}, floor/time {t['floor'] / t['k']:.2f} (target >= 0.8); "
+          f"one group: {ms(t['k1'])}, {t['floor'] / t['k1']:.2f}")
+    print(f"full measurement, detailed (SEs and diag_share too): {ms(t['full'])}, floor/time "
+          f"{t['floor'] / t['full']:.2f} (target >= 0.7)")
+    print(f"measurement between detailed ones (no SEs, no diag_share): {ms(t['light'])}, floor/time "
+          f"{t['floor'] / t['light']:.2f}")
+    amortised = (t["full"] + 9 * t["light"]) / 10
+    print(f"mean per measurement at measure.detail_every = 10 (digits presets): {ms(amortised)}, floor/time "
+          f"{t['floor'] / amortised:.2f}")
     print(f"warmed jacrev+vmap K: {ms(t['jacrev'])}, floor/time {t['floor'] / t['jacrev']:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -136,6 +136,10 @@ class MeasureConfig:
     """``pearson`` (mean entry subtracted, then cosine) or ``cosine``."""
     alpha: float = 1.0
     """AGOP power in the correlations: 1 or 0.5."""
+    detail_every: int = 1
+    """Compute the costly extras (the jackknife SEs ``uc_nfa_se``/``c_nfa_se`` and ``diag_share``'s
+    eigendecomposition) at every this many measurements; step 0, the end of the warm-up and the
+    run's last step (``steps``) always have them, other rows leave them empty. 1: every measurement."""
 
 
 @dataclass
@@ -398,6 +402,7 @@ def validate(cfg: RunConfig, limits: Limits) -> None:
     _in_range(s.boost, 1.0, 1e4, "optim.slo.boost")
     _capped(me.every, 1, limits, "max_steps", "measure.every")
     _in_range(me.every_epochs, 0, limits.max_steps, "measure.every_epochs")
+    _capped(me.detail_every, 1, limits, "max_steps", "measure.detail_every")
     _capped(me.n_points, 0, limits, "max_points", "measure.n_points")
     _check(me.n_points or d.n_train <= limits.max_points, "measure.n_points",
            f"0 (all training points) allows data.n_train up to {limits.max_points}; got {d.n_train}")

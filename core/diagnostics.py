@@ -17,6 +17,11 @@ Glossary (see docs/nfa-math.md for the definitions; l = 1..L are the hidden laye
 - ``nfm_shares`` / ``agop_shares``: Frobenius norms of the init, cross and centered terms
   of NFM (AGOP), each divided by the sum of the three.
 - ``feature_quality``: rho(nfm_1, G*^alpha) for a synthetic target's ground truth G*.
+- ``detailed``: whether this measurement computed the extras that cost more than the rest
+  of a measurement together (the jackknife SEs and ``diag_share``'s eigendecomposition);
+  the engine asks for them at every ``measure.detail_every``-th measurement and at the
+  run's fixed points. A view may still read ``diag_share`` of any measurement (computed on
+  first access); ``scalars()``, the history row, leaves it empty when not detailed.
 
 A measurement runs in three stages. The K sweep (core/ksweep.py) and every product and
 correlation that metrics.csv needs run on the model's device in the model's dtype, with no
@@ -30,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import math
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -137,15 +143,18 @@ class LayerStats:
     feature_quality: float | None
     step_norm: float | None = None
     """||W_t - W_{t-1}||_F of the step before this measurement (set by the engine; None at step 0)."""
+    detailed: bool = True
+    """Whether the SEs were computed and ``diag_share`` belongs in the history row."""
 
     @classmethod
     def build(cls, layer: int, matrices: dict[str, np.ndarray], scalars: dict[str, float | None],
-              feature_quality: float | None = None) -> "LayerStats":
+              feature_quality: float | None = None, detailed: bool = True) -> "LayerStats":
         """From the matrices (_MATRICES) and the measured numbers (_SCALARS but ``moved``)."""
         shares = _shares((scalars["init_norm"], scalars["cross_norm"], scalars["centered_norm"]))
         named = {key: scalars[key] for key in ("uc_nfa", "c_nfa", "rel_movement", "uc_nfa_cosine", "nfm_identity",
                                                "agop_identity", "uc_nfa_se", "c_nfa_se")}
-        return cls(layer=layer, **matrices, **named, nfm_shares=shares, feature_quality=feature_quality)
+        return cls(layer=layer, **matrices, **named, nfm_shares=shares, feature_quality=feature_quality,
+                   detailed=detailed)
 
     def __repr__(self) -> str:
         return f"LayerStats(layer={self.layer}, shape={self.shape}, uc_nfa={self.uc_nfa:.4f})"
@@ -172,9 +181,10 @@ class LayerStats:
     @cached_property
     def diag_share(self) -> float:
         """||diag(U^T K U)||_F / ||U^T K U||_F."""
-        utku = self.utku
-        total = np.linalg.norm(utku)
-        return float(np.linalg.norm(np.diagonal(utku)) / total) if total > 0 else float("nan")
+        utku = self.utku  # sums of squares, not np.linalg.norm: numpy's BLAS threads would then spin against torch's
+        total = math.sqrt(float(np.sum(utku * utku)))
+        diag = np.diagonal(utku)
+        return math.sqrt(float(np.sum(diag * diag))) / total if total > 0 else float("nan")
 
     @cached_property
     def alignment_cosine(self) -> float:
@@ -195,7 +205,7 @@ class LayerStats:
         """The per-layer numbers recorded in the history."""
         return {
             "uc_nfa": self.uc_nfa, "c_nfa": self.c_nfa, "rel_movement": self.rel_movement,
-            "feature_quality": self.feature_quality, "diag_share": self.diag_share,
+            "feature_quality": self.feature_quality, "diag_share": self.diag_share if self.detailed else None,
             "init_share": self.nfm_shares[0], "cross_share": self.nfm_shares[1],
             "centered_share": self.nfm_shares[2],
             "nfm_identity": self.nfm_identity, "agop_identity": self.agop_identity,
@@ -210,7 +220,8 @@ def restored_layer_stats(layer: int, arrays: dict[str, np.ndarray], row: dict) -
     values.update(init_norm=row.get("init_share") or 0.0, cross_norm=row.get("cross_share") or 0.0,
                   centered_norm=row.get("centered_share") or 0.0)
     values["uc_nfa_cosine"] = correlation(_t(matrices["nfm"]), _t(matrices["agop"]), "cosine")
-    stats = LayerStats.build(layer, matrices, values, row.get("feature_quality"))
+    stats = LayerStats.build(layer, matrices, values, row.get("feature_quality"),
+                             detailed=row.get("diag_share") is not None)
     shares = tuple(row.get(key) for key in ("init_share", "cross_share", "centered_share"))
     return dataclasses.replace(stats, step_norm=row.get("step_norm"),
                                nfm_shares=shares if None not in shares else stats.nfm_shares)
@@ -221,17 +232,25 @@ def _shares(norms) -> tuple[float, float, float]:
     return tuple(v / total for v in norms) if total > 0 else (1.0, 0.0, 0.0)
 
 
-def _device_terms(w, w0, k, e, kind: str, alpha: float) -> tuple[dict, torch.Tensor]:
+def init_gram(w0: torch.Tensor) -> torch.Tensor:
+    """W0^T W0 in float64: the NFM's init term, the same at every measurement of a run."""
+    w0 = w0.detach().to(torch.float64)
+    return w0.T @ w0
+
+
+def _device_terms(w, w0, k, e, kind: str, alpha: float, init: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
     """One layer's matrices and scalars (a 1-d tensor in _SCALARS order), on the device, no sync.
 
     Products are taken in float64 whatever the model's dtype (k x k work, small next to the
     sweep), so NFM and AGOP are exact functions of the W and K they are shown with.
+    ``init``: W0^T W0 when the caller keeps it (``init_gram``), else computed here.
     """
     quad_dtype = k.dtype
     w, w0, k = (t.to(torch.float64) for t in (w, w0, k))
     e = None if e is None else e.to(torch.float64)
     dw = w - w0
-    init, half, cen = w0.T @ w0, w0.T @ dw, dw.T @ dw
+    init = init_gram(w0) if init is None else init
+    half, cen = w0.T @ dw, dw.T @ dw
     cross = half + half.T
     nfm = init + cross + cen
     agop, cagop = w.T @ (k @ w), dw.T @ (k @ dw)
@@ -308,7 +327,7 @@ def layer_stats(layer: int, w: torch.Tensor, w0: torch.Tensor, k: torch.Tensor,
                    correlation_kind, alpha, g_star)[0]
 
 
-def _finish(parts, kind: str, alpha: float, g_star: torch.Tensor | None) -> list[LayerStats]:
+def _finish(parts, kind: str, alpha: float, g_star: torch.Tensor | None, detailed: bool = True) -> list[LayerStats]:
     """Transfers every layer's device results at once and builds the LayerStats."""
     tensors = [t for _, mats, scal, _ in parts for t in (*(mats[key] for key in _MATRICES), scal)]
     host = iter(_to_host(tensors))
@@ -328,26 +347,50 @@ def _finish(parts, kind: str, alpha: float, g_star: torch.Tensor | None) -> list
         fq = None
         if g_pow is not None and layer == 1:
             fq = correlation(_t(matrices["nfm"]), g_pow, kind)
-        stats.append(LayerStats.build(layer, matrices, values, fq))
+        stats.append(LayerStats.build(layer, matrices, values, fq, detailed))
     return stats
 
 
 def device_parts(model: MLP, w0s: list[torch.Tensor], x_measure: torch.Tensor, correlation_kind: str = "pearson",
-                 alpha: float = 1.0, se_groups: int = SE_GROUPS) -> list[tuple]:
+                 alpha: float = 1.0, se_groups: int = SE_GROUPS,
+                 init_grams: list[torch.Tensor] | None = None) -> list[tuple]:
     """The sweep and every layer's products and scalars, on the model's device, without host synchronisation."""
     sweep = ptk_sweep(model, x_measure, se_groups)
     ks = sweep.covariances()
+    inits = init_grams or [None] * len(ks)
     parts = []
-    for i, (w, w0, k, sums) in enumerate(zip(model.weights(), w0s, ks, sweep.sums)):
+    for i, (w, w0, k, sums, init) in enumerate(zip(model.weights(), w0s, ks, sweep.sums, inits)):
         deltas = jackknife.replicate_deltas(sums.to(torch.float64), sweep.counts) if len(sweep.counts) > 1 else None
         kept = deltas if alpha != 1 else None  # the host path (alpha != 1) needs them; else freed per layer
-        parts.append((i + 1, *_device_terms(w.detach(), w0, k, deltas, correlation_kind, alpha), kept))
+        parts.append((i + 1, *_device_terms(w.detach(), w0, k, deltas, correlation_kind, alpha, init), kept))
     return parts
 
 
 def measure_model(model: MLP, w0s: list[torch.Tensor], x_measure: torch.Tensor,
                   correlation_kind: str = "pearson", alpha: float = 1.0,
-                  g_star: torch.Tensor | None = None, se_groups: int = SE_GROUPS) -> list[LayerStats]:
-    """All hidden layers' diagnostics for the model's current weights (one device-to-host transfer)."""
-    parts = device_parts(model, w0s, x_measure, correlation_kind, alpha, se_groups)
-    return _finish(parts, correlation_kind, alpha, g_star)
+                  g_star: torch.Tensor | None = None, se_groups: int = SE_GROUPS, detailed: bool = True,
+                  init_grams: list[torch.Tensor] | None = None) -> list[LayerStats]:
+    """All hidden layers' diagnostics for the model's current weights (one device-to-host transfer).
+
+    ``detailed=False`` skips the jackknife (SEs None) and leaves ``diag_share`` out of
+    ``scalars()``: the measurement costs little more than its K. ``init_grams``: each layer's
+    ``init_gram(W0)``, kept by the caller across measurements.
+    """
+    parts = device_parts(model, w0s, x_measure, correlation_kind, alpha, se_groups if detailed else 1, init_grams)
+    stats = _finish(parts, correlation_kind, alpha, g_star, detailed)
+    if detailed:
+        prefetch_alignment(stats)
+    return stats
+
+
+def prefetch_alignment(stats: list[LayerStats]) -> None:
+    """Computes each layer's SVD alignment (``diag_share``'s eigendecomposition) now, one layer per thread.
+
+    LAPACK's eigh of a k x k matrix runs best on one thread, so the layers run side by side,
+    as many at once as torch has threads; the results are those of the lazy properties.
+    """
+    workers = min(len(stats), torch.get_num_threads())
+    if workers < 2:
+        return
+    with single_thread(), ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda s: s._svd, stats))

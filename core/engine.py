@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from core import optim as optim_lib
 from core.config import RunConfig, flat_items
 from core.data import Dataset, load_dataset
-from core.diagnostics import LayerStats, measure_model
+from core.diagnostics import LayerStats, init_gram, measure_model
 from core.history import History
 from core.model import MLP
 
@@ -347,7 +347,8 @@ class Engine:
             if self._last is not None:
                 return self._last
         layers = self._with_step_norms(measure_model(self.model, self._w0, self._x_measure,
-                                                     cfg.measure.correlation, cfg.measure.alpha, self._g_star))
+                                                     cfg.measure.correlation, cfg.measure.alpha, self._g_star,
+                                                     detailed=self._detail_due(), init_grams=self._init_grams()))
         self.model.train(was_training)
         if record and self._history.last_step != self._step:
             self._history = self._history.extend(self._rows(layers, train, test, acc))
@@ -361,6 +362,25 @@ class Engine:
             data_description=self._dataset.description, biases=self._biases(),
         )
         return self._last
+
+    def _detail_due(self) -> bool:
+        """Whether this measurement computes the SEs and diag_share (``measure.detail_every``).
+
+        Counted in measurements already recorded, so a resumed run picks the same ones; step 0,
+        the end of the warm-up and the configured last step always do.
+        """
+        every = self.config.measure.detail_every
+        index = len(self._history) // max(1, self.config.model.depth)
+        return (every <= 1 or index % every == 0 or self._step in (0, self.config.steps)
+                or self._step == self.config.optim.warmup_steps)
+
+    def _init_grams(self) -> list[torch.Tensor]:
+        """W0^T W0 per layer (float64), kept while ``_w0`` is the same list."""
+        cached = getattr(self, "_init_gram_cache", None)
+        if cached is None or cached[0] is not self._w0:
+            cached = (self._w0, [init_gram(w0) for w0 in self._w0])
+            self._init_gram_cache = cached
+        return cached[1]
 
     def _with_step_norms(self, layers: list[LayerStats]) -> list[LayerStats]:
         """Layers with ``step_norm`` set when the last step's norms were kept (None at step 0)."""

@@ -35,22 +35,28 @@ def replicate_correlations(v: torch.Tensor, nfm: torch.Tensor, agop: torch.Tenso
                            e: torch.Tensor, kind: str, quad_dtype: torch.dtype | None = None) -> torch.Tensor:
     """rho(V^T V, V^T K_(-g) V) for every group g (alpha = 1), as a (G,) tensor, on v's device.
 
-    The quadratic term tr(E_g G_V E_g G_V), second order in the small E_g, may be computed in a
-    lower ``quad_dtype`` (the sweep's float32): its rounding is then far below the SE's own.
+    The k x k products that weigh the E_g (G_V, G_V^2, G_V K G_V and the quadratic term) may
+    be computed in a lower ``quad_dtype`` (the sweep's float32, the dtype K was summed in):
+    their relative rounding (1e-7) moves each replicate by about 1e-8, far below the spread
+    of the replicates that the SE measures. The replicates' base values (<N_c, A>, ||A||)
+    stay in v's dtype.
     """
-    gram = v @ v.T
+    low = quad_dtype or e.dtype
+    v_low = v.to(low)
+    gram = v_low @ v_low.T
     b = v.sum(1)
+    square = (gram @ gram).to(v.dtype)
     if kind == "pearson":
         mu = nfm.mean()
-        m = gram @ gram - mu * torch.outer(b, b)  # V (N - mu 1 1^T) V^T
+        m = square - mu * torch.outer(b, b)  # V (N - mu 1 1^T) V^T
         n_norm = torch.linalg.vector_norm(nfm - mu)
         num0 = ((nfm - mu) * agop).sum()
     else:
-        m = gram @ gram
+        m = square
         n_norm = torch.linalg.vector_norm(nfm)
         num0 = (nfm * agop).sum()
-    y = gram @ k @ gram
-    quad = _quadratic(e, gram, quad_dtype or e.dtype)
+    y = (gram @ k.to(low) @ gram).to(v.dtype)
+    quad = _quadratic(e, gram, low)
     flat = e.reshape(e.shape[0], -1)
     num = num0 + flat @ m.reshape(-1)
     sq = (agop * agop).sum() + 2 * (flat @ y.reshape(-1)) + quad

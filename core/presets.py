@@ -9,6 +9,9 @@ every epoch. Where they depart (data set, its size) README's presets table says 
 SLO is not in the authors' MLP code: its speed here equals SGD's measured median step norm
 (paper-digits: 0.009-0.017 per layer after warm-up), so the control arm moves as fast as SGD.
 The other presets are this project's own small demonstrations.
+The two 5x256 presets compute the jackknife SEs and ``diag_share`` at every 10th
+measurement (``measure.detail_every``; always at step 0, the end of the warm-up and the last
+step): at width 256 those extras cost more than the rest of a measurement (README, Benchmarks).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": {"depth": 5, "width": 256, "activation": "relu", "bias": False},
         "optim": {"name": "sgd", "lr": 0.1, "batch_size": 128,
                   "slo": {"target_layer": 1, "speed": 0.02, "boost": 10.0}},
-        "measure": {"every": 100, "n_points": 1000},
+        "measure": {"every": 100, "n_points": 1000, "detail_every": 10},
         "steps": 2000,
     },
     "chain": {
@@ -64,7 +67,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optim": {"name": "sgd", "lr": 2.0, "momentum": 0.0, "batch_size": 128, "weight_decay": 0.0,
                   "warmup_steps": DIGITS_EPOCH, "warmup_lr": 1e-4,
                   "slo": {"enabled": False, "target_layer": 1, "speed": 0.01, "boost": 10.0}},
-        "measure": {"every": DIGITS_EPOCH, "every_epochs": 1, "n_points": 0},
+        "measure": {"every": DIGITS_EPOCH, "every_epochs": 1, "n_points": 0, "detail_every": 10},
         "steps": 151 * DIGITS_EPOCH,
     },
     "paper-synthetic": {

@@ -165,8 +165,28 @@ def test_run_writes_the_contract_folder(launched):
 
     for png in ("nfa.png", "heatmaps.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / png).stat().st_size > 5000
+    _assert_heatmaps_show(out / "heatmaps.png", np.load(out / "final.npz"))
     assert "UC-NFA" in res.stdout and "wrote" in res.stdout
     assert "25/25" in res.stderr  # progress
+
+
+def _assert_heatmaps_show(png: Path, npz) -> None:
+    """Each layer's NFM and AGOP tiles in heatmaps.png are the colours of final.npz's matrices, in order."""
+    from PIL import Image
+
+    from core import plots
+
+    image = np.asarray(Image.open(png).convert("RGB"))
+    y = plots._HEAD_PX
+    for layer in (1, 2):
+        heights = []
+        for col, key in enumerate(("nfm", "agop")):
+            tile, scale, _ = plots.heatmap_tile(npz[f"layer{layer}.{key}"])
+            x, top = plots._MARGIN_PX + col * (plots.TILE_PX + plots._STRIP_PX + plots._GAP_PX), y + plots._TITLE_PX
+            shown = image[top:top + tile.shape[0], x:x + tile.shape[1]]
+            assert np.array_equal(shown, tile), (layer, key)
+            heights.append(tile.shape[0])
+        y += plots._TITLE_PX + max(heights) + plots._MARGIN_PX
 
 
 def test_run_config_json_reproduces_the_run(launched):

@@ -132,3 +132,57 @@ def test_metrics_csv_records_baselines_and_errors(tmp_path):
             assert last[s.layer][name] == pytest.approx(getattr(s, name), rel=1e-15)
     first = [r for r in rows if r["step"] == 0]
     assert all(r["c_nfa_se"] is None and r["uc_nfa_se"] > 0 for r in first)
+
+
+def _detail_run(every: int, steps: int = 60, until: int | None = None) -> Engine:
+    cfg = _tiny()
+    cfg.steps, cfg.measure.every, cfg.measure.detail_every = steps, 5, every
+    engine = Engine(cfg)
+    engine.step(steps if until is None else until)
+    return engine
+
+
+def test_detail_every_fills_extras_only_at_its_measurements():
+    full, sparse = _detail_run(1), _detail_run(4)
+    rows_full, rows_sparse = full.history.rows, sparse.history.rows
+    assert len(rows_full) == len(rows_sparse)
+    steps = sorted({r["step"] for r in rows_full})
+    detailed = {s for i, s in enumerate(steps) if i % 4 == 0} | {0, 60}
+    assert detailed == {0, 20, 40, 60}
+    for a, b in zip(rows_full, rows_sparse):
+        assert (a["step"], a["layer"]) == (b["step"], b["layer"])
+        for key in ("uc_nfa", "c_nfa", "rel_movement", "train_loss", "nfm_identity", "init_share"):
+            assert b[key] == pytest.approx(a[key], rel=1e-12, abs=1e-15), key
+        extras = ("uc_nfa_se", "diag_share") + (("c_nfa_se",) if a["step"] else ())
+        for key in extras:
+            if b["step"] in detailed:
+                assert b[key] == a[key], key  # the same computation: same bits
+            else:
+                assert b[key] is None and a[key] is not None, key
+
+
+def test_detail_every_survives_save_and_load(tmp_path):
+    whole = _detail_run(3)
+    half = _detail_run(3, until=25)
+    half.save(tmp_path / "run", measure=False)
+    resumed = Engine.load(tmp_path / "run")
+    resumed.step(35)
+    assert resumed.history.to_csv_text() == whole.history.to_csv_text()
+
+
+def test_prefetched_alignment_equals_the_lazy_one_and_keeps_threads():
+    model, w0s = _moved_model(3, 24, 10, 4, "relu", False, seed=9)
+    xs = torch.randn(60, 10, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        eager = diagnostics.measure_model(model, w0s, xs)  # two layers at once on two threads
+        assert torch.get_num_threads() == 2
+        lazy = diagnostics.measure_model(model, w0s, xs, detailed=False)
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(eager, lazy):
+        assert "_svd" in a.__dict__ and "_svd" not in b.__dict__
+        assert a.diag_share == pytest.approx(b.diag_share, rel=1e-12)  # one thread vs two: the last bits may differ
+        np.testing.assert_allclose(a.utku, b.utku, rtol=1e-10, atol=1e-14 * np.abs(b.utku).max())
+        assert a.scalars()["diag_share"] == a.diag_share and b.scalars()["diag_share"] is None

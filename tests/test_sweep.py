@@ -282,6 +282,33 @@ def test_local_pool_retries_runs_whose_worker_died(tmp_path):
             (Path(os.environ.get("TMPDIR", "/tmp")) / f"nfa-test-died-{job.name}").unlink(missing_ok=True)
 
 
+def record_thread_env(config_json: str, name: str, figures: bool, threads: int):
+    """The real task, after writing the worker's native-thread variables where the test reads them."""
+    from app.runner.local import THREAD_VARIABLES
+
+    marker = Path(os.environ.get("TMPDIR", "/tmp")) / f"nfa-test-env-{name}"
+    marker.write_text(" ".join(os.environ.get(key, "unset") for key in THREAD_VARIABLES))
+    return train_task(config_json, name, figures, threads)
+
+
+def test_local_pool_workers_get_one_native_thread_per_cpu(tmp_path, monkeypatch):
+    import uuid
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    token = uuid.uuid4().hex[:8]
+    jobs = [RunJob(f"env-{token}-{i}", tiny_config(seed=i)) for i in range(2)]
+    markers = [Path(os.environ.get("TMPDIR", "/tmp")) / f"nfa-test-env-{job.name}" for job in jobs]
+    try:
+        outcomes = run_jobs(jobs, tmp_path / "a", Backend(jobs=2), task=record_thread_env)
+        assert [o.status for o in outcomes] == ["ok", "ok"]
+        assert [m.read_text() for m in markers] == ["1 1 1", "1 1 1"]
+        assert os.environ["OMP_NUM_THREADS"] == "7" and "MKL_NUM_THREADS" not in os.environ  # put back
+    finally:
+        for m in markers:
+            m.unlink(missing_ok=True)
+
+
 def test_ctrl_c_cancels_the_rest_and_keeps_finished_folders_complete(tmp_path):
     out = tmp_path / "sw"
     args = [sys.executable, "-m", "app.cli", "sweep", *TINY, "--steps", "200", "--set", "measure.every=50", "--no-figures",

@@ -9,7 +9,9 @@ times before it is reported as failed.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -64,7 +66,8 @@ def _one_pool(jobs: list[RunJob], workers: int, threads: int, pending: dict, del
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init)
     try:
-        futures: dict[Future, str] = {pool.submit(task, *task_args(j, threads)): j.name for j in jobs}
+        with thread_env(threads):  # workers are spawned by the first submits and inherit it
+            futures: dict[Future, str] = {pool.submit(task, *task_args(j, threads)): j.name for j in jobs}
         for fut in as_completed(futures):
             try:
                 result = fut.result()
@@ -86,6 +89,27 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     for proc in list((getattr(pool, "_processes", None) or {}).values()):
         if proc.is_alive():
             proc.terminate()
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+"""Set for spawned workers, as Ray sets OMP_NUM_THREADS for its workers: ``torch.set_num_threads``
+alone left some native work on every core, and two workers on 2 cores then ran the
+paper-digits runs about 1.5x slower than Ray's (README, Sweeps and clusters)."""
+
+
+@contextlib.contextmanager
+def thread_env(threads: int):
+    """This process's environment gives ``threads`` native threads to children started inside (then restored)."""
+    saved = {key: os.environ.get(key) for key in THREAD_VARIABLES}
+    os.environ.update({key: str(max(1, threads)) for key in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _worker_init() -> None:
