@@ -239,7 +239,7 @@ def main() -> int:
     from app.tui.app import configure_threads
 
     configure_threads(args.threads)
-    print(f"quickstart, {WIDTH}x{HEIGHT}, torch threads {torch.get_num_threads()}, {os.cpu_count()} cores")
+    print(f"quickstart, {args.size if args.soak else f'{WIDTH}x{HEIGHT}'}, torch threads {torch.get_num_threads()}, {os.cpu_count()} cores")
     if args.soak:
         cols, rows = (int(v) for v in args.size.lower().split("x"))
         soak(args.soak, (cols, rows))

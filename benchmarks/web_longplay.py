@@ -8,7 +8,8 @@ Starts ``python -m app.cli web`` as its own process (so the RSS is the server's 
   MutationObserver); once a minute the script also clicks *Centered* and times the click
   to the heatmaps showing the centered matrices (and clicks it back). Every ``--every``
   seconds one line: minutes, steps, server RSS (MiB), the median and p90 time between
-  updates that moved the step counter (ms), and the click's latency (ms);
+  updates that moved the step counter (ms), the click's latency (ms), and the page's own
+  memory: the RSS of its Chromium renderer and its JS heap (MiB);
 * with ``--api``, one API session the way the page's timer does: one ``/step`` call of
   25 steps every 0.2 s; the line gives the server round trip instead.
 
@@ -38,6 +39,32 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def renderer_rss_mib() -> float:
+    """RSS of the Chromium renderer processes this script started (descendants of this process), MiB."""
+    parents, rss = {}, {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            status = (proc / "status").read_text()
+            cmd = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        parents[int(proc.name)] = int(fields.get("PPid", "0"))
+        if b"--type=renderer" in cmd and "VmRSS" in fields:
+            rss[int(proc.name)] = int(fields["VmRSS"].split()[0]) / 1024
+
+    def mine(pid: int) -> bool:
+        while pid > 1:
+            if pid == os.getpid():
+                return True
+            pid = parents.get(pid, 0)
+        return False
+
+    return sum(v for pid, v in rss.items() if mine(pid))
 
 
 def wait_up(url: str, timeout: float = 120) -> None:
@@ -113,7 +140,7 @@ def play_page(url: str, server, args) -> list:
         tab.wait_for_selector("#nfa-heat img.nfa-img", timeout=300_000)
         tab.evaluate(LOG_JS)
         tab.click("#nfa-play")
-        print("minutes steps rss_mib update_ms_median update_ms_p90 click_ms", flush=True)
+        print("minutes steps rss_mib update_ms_median update_ms_p90 click_ms page_rss_mib js_heap_mib", flush=True)
         t0, seen = time.monotonic(), 0
         while time.monotonic() - t0 < args.minutes * 60:
             time.sleep(max(0.0, args.every - 2.0))
@@ -128,7 +155,9 @@ def play_page(url: str, server, args) -> list:
             mins, rss = (time.monotonic() - t0) / 60, rss_mib(server.pid)
             med, p90 = statistics.median(gaps), gaps[int(0.9 * (len(gaps) - 1))]
             lines.append((mins, rss, med, statistics.median(clicks)))
-            print(f"{mins:.1f} {log[-1][1]} {rss:.1f} {med:.1f} {p90:.1f} {statistics.median(clicks):.0f}", flush=True)
+            heap = tab.evaluate("() => performance.memory ? performance.memory.usedJSHeapSize / 1048576 : -1")
+            print(f"{mins:.1f} {log[-1][1]} {rss:.1f} {med:.1f} {p90:.1f} {statistics.median(clicks):.0f} "
+                  f"{renderer_rss_mib():.0f} {heap:.0f}", flush=True)
         browser.close()
     return lines
 

@@ -1,9 +1,11 @@
 """Pause under load, in headless Chromium: several pages play at once, each is paused in
 turn; the page must say "paused", stay paused (no stale "running" line arriving
-later), show the step its engine really stopped at, and stop within one update: at most
-one status line still saying "running" with a new step reaches the page after the click
-(the update that was already on its way). Each page logs its own status changes (a
-MutationObserver); latencies are printed (-s), not asserted."""
+later), show the step its engine really stopped at, and stop within one update: the
+engine trains at most the update in flight at the click plus the one Pause cuts short
+(a page under load shows steps a few updates behind its engine, so the running lines it
+draws after the click are printed, not counted). Each page logs its own status changes
+(a MutationObserver); from its first "paused" line on it must show nothing else.
+Latencies are printed (-s), not asserted."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::F
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 PAGES = int(os.environ.get("NFA_PAUSE_PAGES", "4"))
+STEPS_PER_UPDATE = 25
+"""The page's default steps per update (``app.web.layout.DEFAULT_STEPS_PER_UPDATE``)."""
 SHOTS = os.environ.get("NFA_SCREENSHOTS")
 """A folder to keep the screenshots in (to look at them); a temp folder otherwise."""
 
@@ -102,18 +106,20 @@ def test_pause_under_load_stops_within_an_update_and_stays_paused(served, tmp_pa
         results = []
         for i, (tab, joins) in enumerate(pages):
             at_click = shown_step(tab)
+            engine_at_click = app.store.peek(session_hash_of(tab, joins)).run.engine.step_count
             tab.click("#nfa-pause")
             tab.wait_for_function("() => document.querySelector('#nfa-status b').textContent === 'paused'",
                                   timeout=60_000)
-            results.append((at_click, shown_step(tab), tab, joins))
+            results.append((at_click, shown_step(tab), tab, joins, engine_at_click))
         time.sleep(2.0)  # anything late (a tick answer overtaken by the pause) would land by now
-        for i, (at_click, stopped, tab, joins) in enumerate(results):
+        for i, (at_click, stopped, tab, joins, engine_at_click) in enumerate(results):
             tab.screenshot(path=str(shots / f"paused-{i}.png"))
             engine = app.store.peek(session_hash_of(tab, joins)).run.engine
             seen = after_click(tab, at_click)
             print(f"page {i}: pause latency {seen['latency']:.0f} ms, update interval {seen['gap']:.0f} ms, step "
-                  f"{at_click} at the click, {stopped} when paused, running updates after the click {seen['running']}")
-            assert len(seen["running"]) <= 1, f"updates still playing after the click: {seen['running']}"
+                  f"{at_click} shown and {engine_at_click} trained at the click, {stopped} when paused, running "
+                  f"lines drawn after the click {seen['running']}")
+            assert stopped - engine_at_click <= 2 * STEPS_PER_UPDATE
             assert seen["later"] == {("paused", stopped)}  # from the first "paused" on, nothing else was shown
             assert state_of(tab) == "paused" and shown_step(tab) == stopped == engine.step_count
             assert f" · step {stopped} · " in tab.inner_text("#nfa-heat")  # pictures of the same step
