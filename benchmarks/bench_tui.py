@@ -3,7 +3,7 @@
 Run by hand (not in CI):
 
     python benchmarks/bench_tui.py                 # draw cost fresh vs 10^6 steps, in-app frames, RSS
-    python benchmarks/bench_tui.py --soak 1800     # play 30 minutes headless, a line per minute
+    python benchmarks/bench_tui.py --soak 1800 --size 120x40   # play 30 minutes headless, a line per minute
     python benchmarks/bench_tui.py --only memory   # RSS of play, bytes per history row, MB per hour
 
 Figures (``quickstart`` preset, 120x36 layout):
@@ -19,6 +19,10 @@ Figures (``quickstart`` preset, 120x36 layout):
    history row costs (``history_memory.py``: the old list of row dicts vs the columnar
    History, 10^6 steps of engine-made rows, tracemalloc and RSS) and the MB per hour they
    make at the rows per second the app just played.
+4. ``--soak``: the real app plays for that long; once a minute a line with steps, history
+   rows, RSS, the frame gap and UI work of the last 512 frames, and the key latency
+   (``c`` pressed four times, press to the app idle again with the heatmaps redrawn, as
+   Textual's pilot waits for it); at the end, first vs last minute and the RSS slope.
 """
 
 from __future__ import annotations
@@ -108,15 +112,18 @@ def prefill(engine: Engine, steps: int) -> None:
 
 
 async def play_app(frames: int, history_steps: int = 0, seconds: float | None = None,
-                   on_minute=None) -> tuple[list[float], list[float], object]:
-    """Frame gaps and UI seconds of the real app playing (``frames`` frames or ``seconds``)."""
+                   on_minute=None, size: tuple[int, int] = (WIDTH, HEIGHT)) -> tuple[list[float], list[float], object]:
+    """Frame gaps and UI seconds of the real app playing (``frames`` frames or ``seconds``).
+
+    ``on_minute(app, pilot, elapsed)`` is awaited once a minute.
+    """
     from app.tui import make_app
 
     engine = Engine(preset_config("quickstart"))
     if history_steps:
         prefill(engine, history_steps)
     app = make_app(engine.config, engine)
-    async with app.run_test(size=(WIDTH, HEIGHT)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await pilot.pause()
         await pilot.press("space")
         start = minute = time.perf_counter()
@@ -128,7 +135,7 @@ async def play_app(frames: int, history_steps: int = 0, seconds: float | None = 
             if seconds is not None and now - start >= seconds:
                 break
             if on_minute is not None and now - minute >= 60:
-                on_minute(app, now - start)
+                await on_minute(app, pilot, now - start)
                 minute = now
         stamps, ui = list(app.frame_stamps), list(app.ui_seconds)
         gaps = [b - a for a, b in zip(stamps, stamps[1:])]
@@ -182,17 +189,47 @@ def report_rows(rows_per_s: float) -> None:
     history_memory.print_per_hour("terminal app", costs, rows_per_s)
 
 
-def soak(seconds: float) -> None:
-    """Plays headless for ``seconds``; prints a line per minute (steps, RSS, frame gaps, UI work)."""
-    print("minute  steps        rows     RSS MB  gap median  gap p90  UI median  (last 512 frames)")
+async def key_latency(app, pilot, presses: int = 4) -> float:
+    """Median seconds from pressing ``c`` (centered on/off) to the app idle with the heatmaps redrawn."""
+    out = []
+    for _ in range(presses):
+        want = not app.centered
+        start = time.perf_counter()
+        await pilot.press("c")
+        await pilot.pause()
+        out.append(time.perf_counter() - start)
+        assert app.centered == want
+    return statistics.median(out)
 
-    def line(app, elapsed):
+
+def slope_per_hour(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (minutes, MB) samples, in MB per hour."""
+    xs, ys = [m for m, _ in samples], [r for _, r in samples]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else float("nan")
+
+
+def soak(seconds: float, size: tuple[int, int]) -> None:
+    """Plays headless for ``seconds``; prints a line per minute (steps, RSS, frame gaps, UI work, key latency)."""
+    print("minute  steps        rows     RSS MB  gap median  gap p90  UI median  key ms  (last 512 frames)")
+    lines = []
+
+    async def line(app, pilot, elapsed):
         gaps = [b - a for a, b in zip(list(app.frame_stamps), list(app.frame_stamps)[1:])]
         g, u = ms(gaps), ms(list(app.ui_seconds))
+        key = await key_latency(app, pilot) * 1000
+        rss = rss_mb()
+        lines.append((elapsed / 60, rss, g[0], key))
         print(f"{elapsed / 60:6.1f}  {app.engine.step_count:>11,}  {len(app.engine.history):>8,}  "
-              f"{rss_mb():8.1f}  {g[0]:8.1f}  {g[1]:8.1f}  {u[0]:8.1f}", flush=True)
+              f"{rss:8.1f}  {g[0]:8.1f}  {g[1]:8.1f}  {u[0]:8.1f}  {key:6.1f}", flush=True)
 
-    asyncio.run(play_app(0, seconds=seconds, on_minute=line))
+    asyncio.run(play_app(0, seconds=seconds, on_minute=line, size=size))
+    if len(lines) >= 2:
+        (m0, r0, g0, k0), (m1, r1, g1, k1) = lines[0], lines[-1]
+        print(f"# first vs last minute: frame gap {g0:.1f} -> {g1:.1f} ms (ratio {g1 / g0:.2f}), key latency "
+              f"{k0:.1f} -> {k1:.1f} ms (ratio {k1 / k0:.2f}); RSS {r0:.1f} -> {r1:.1f} MB, slope "
+              f"{slope_per_hour([(m, r) for m, r, _, _ in lines]):+.1f} MB/h", flush=True)
 
 
 def main() -> int:
@@ -202,13 +239,15 @@ def main() -> int:
     parser.add_argument("--soak", type=float, default=0.0, help="play this many seconds, a line per minute")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the app's choice)")
     parser.add_argument("--only", choices=("draw", "app", "memory"), default=None, help="one figure only")
+    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", help="terminal size of the soak, COLSxROWS")
     args = parser.parse_args()
     from app.tui.app import configure_threads
 
     configure_threads(args.threads)
-    print(f"quickstart, {WIDTH}x{HEIGHT}, torch threads {torch.get_num_threads()}, {os.cpu_count()} cores")
+    print(f"quickstart, {args.size if args.soak else f'{WIDTH}x{HEIGHT}'}, torch threads {torch.get_num_threads()}, {os.cpu_count()} cores")
     if args.soak:
-        soak(args.soak)
+        cols, rows = (int(v) for v in args.size.lower().split("x"))
+        soak(args.soak, (cols, rows))
         return 0
     ok = True
     if args.only in (None, "draw"):

@@ -101,6 +101,42 @@ def test_uploads_are_deleted_with_their_session(tmp_path, clock):
     assert not upload.exists() and not upload.parent.exists()
 
 
+def test_keys_that_cannot_come_back_are_forgotten(tmp_path, clock):
+    """Unloaded pages and released API sessions are forgotten; a page swept after its time-out is not."""
+    store = store_of(tmp_path, clock, max_api=1, api_per_client=1)
+    forgotten: list[str] = []
+    store.forget = forgotten.append
+    for key in ("gone", "idle"):
+        store.mark_page(key)
+        store.open(key, BASE, "10.0.0.1")
+    store.open("api", BASE, "10.0.0.2")
+    store.close("gone")  # the tab closed
+    assert forgotten == ["gone"]
+    clock[0] = 31.0
+    store.open("api2", BASE, "10.0.0.3")  # reclaims the idle API slot
+    assert forgotten == ["gone", "api"]
+    clock[0] = 31.0 + 1801
+    assert sorted(store.sweep()) == ["api2", "idle"]
+    assert forgotten == ["gone", "api", "api2"]  # the page may still send events: its key is kept
+
+
+def test_forgetting_drops_gradios_state_of_a_session(tmp_path):
+    from gradio.state_holder import StateHolder
+
+    from app.web.layout import build_demo
+
+    web = WebApp.create(WebSettings(), root=tmp_path / "sessions")
+    demo = build_demo(web)
+    holder = StateHolder()
+    holder.set_blocks(demo)  # what launch() does
+    holder["page"], holder["other"]  # Gradio makes one for each session hash it sees
+    web.store.mark_page("page")
+    web.store.open("page", BASE, "10.0.0.1")
+    web.store.close("page")
+    assert "page" not in holder and "other" in holder
+    web.close()
+
+
 def test_gate_limits_each_client_and_everyone():
     gate = TrainingGate(limit=2, per_client=1, max_waiting=1, wait_seconds=5)
     entered, release = [], threading.Event()

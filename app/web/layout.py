@@ -230,7 +230,23 @@ def build_demo(app: WebApp | None = None) -> gr.Blocks:
             gr.Markdown(texts.readme_markdown())
         _wire(w, demo)
     demo.nfa_app = app  # the session store, for tests and for closing on shutdown
+    app.store.forget = lambda key: forget_gradio_state(demo, key)
     return demo
+
+
+def forget_gradio_state(demo: gr.Blocks, key: str) -> bool:
+    """Drops what Gradio keeps for a session hash that cannot come back; True if it held any.
+
+    Gradio keeps a ``SessionState`` (a copy of every component's config, about 170 KiB for
+    this page) for each session hash it has seen, closed or not, until 10,000 newer ones
+    push it out (``launch(state_session_capacity=...)``); only ``gr.State`` values expire.
+    """
+    holder = getattr(demo, "state_holder", None)  # set when the demo is launched
+    if holder is None:
+        return False
+    with holder.lock:
+        holder.time_last_used.pop(key, None)
+        return holder.session_data.pop(key, None) is not None
 
 
 VIEW = ("status", "heat", "curves")

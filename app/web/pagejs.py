@@ -7,6 +7,11 @@ wraps ``Plotly.react`` (the call Gradio makes) and re-applies, per chart element
 (``#nfa-chart-N``), the step range the user zoomed to (until a double click resets it,
 or the chart's meaning or window changes), the legend groups the user hid, and the
 hover tooltip at the step the pointer was on.
+
+It also purges the chart's previous plotly div (``Plotly.purge``) when a new one is
+drawn: Gradio draws with ``config.responsive`` and never purges, so every replaced div
+stayed referenced by its window "resize" listener, with its data and SVG; a playing page
+kept every chart it ever drew (its renderer reached 1.8 GB after 11 minutes of Play).
 """
 
 CHART_JS = r"""
@@ -43,6 +48,13 @@ CHART_JS = r"""
     }
     for (const t of data || []) if (s.hidden.has(t.legendgroup || t.name)) t.visible = "legendonly";
   };
+  const forget = (P, gd) => {
+    const id = idOf(gd);
+    if (!id) return;
+    const s = stateOf(id);
+    if (s.gd && s.gd !== gd) { try { P.purge(s.gd); } catch (e) { /* already gone */ } }
+    s.gd = gd;
+  };
   const patch = (P) => {
     if (!P || P.nfaPatched) return;
     P.nfaPatched = true;
@@ -50,6 +62,7 @@ CHART_JS = r"""
     const react = P.react;
     P.react = function (gd, data, layout, config) {
       restore(gd, data, layout);
+      forget(P, gd);
       const out = react.apply(this, arguments);
       Promise.resolve(out).then(() => {
         hook(gd);

@@ -16,7 +16,14 @@ from app.web.control import CLICKS_HEAD
 from app.web.guard import PAGE_HEAD, Guard
 from app.web.handlers import WebApp
 from app.web.layout import build_demo
+from app.web.sessions import tune_malloc
 from app.web.settings import WebSettings
+
+GRADIO_STATES = 500
+"""Session hashes Gradio keeps per-session component state for (its default: 10,000, at about
+170 KiB each for this page). The app drops the state of pages that unloaded and of API
+sessions it released (``layout.forget_gradio_state``); this caps the rest (callers that
+were refused a session, pages swept after their time-out), oldest out first."""
 
 
 def theme() -> gr.themes.Theme:
@@ -33,6 +40,7 @@ def launch_kwargs(settings: WebSettings, app: WebApp | None = None) -> dict[str,
 
     ``allowed_paths`` stays empty: the app's outputs reach visitors only as Gradio's cached
     copies (unguessable URLs); its session folders and the repository are never served.
+    Gradio's per-session state is kept for at most ``GRADIO_STATES`` session hashes.
     With ``app``, its ``Guard`` (security headers, page tokens, upload checks) wraps Gradio.
     """
     extra: dict[str, Any] = {}
@@ -46,6 +54,7 @@ def launch_kwargs(settings: WebSettings, app: WebApp | None = None) -> dict[str,
         max_file_size=f"{settings.max_upload_mb}mb",
         show_error=False,
         enable_monitoring=False,
+        state_session_capacity=GRADIO_STATES,
         mcp_server=False,
         pwa=False,
         css=texts.CSS,
@@ -92,6 +101,7 @@ def main(host: str = "127.0.0.1", port: int = 7860) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes
     signal.signal(signal.SIGTERM, _interrupt)
+    tune_malloc()
     settings = WebSettings.from_env()
     app = WebApp.create(settings)
     try:

@@ -13,7 +13,10 @@ slot of the longest-idle session it may displace: a page displaces any API sessi
 page idle for ``page_reclaim`` seconds; an API caller displaces only an API session idle
 for ``api_reclaim`` seconds. Sessions are also released on page unload and when the store
 is closed; releasing one deletes its folder and the files uploaded for it, and hands the
-freed memory back to the system (``release_memory``).
+freed memory back to the system (``release_memory``). ``forget`` (set by the page's
+wiring) is called with the key of every session that cannot come back: a page that
+unloaded, an API session released for any reason (a page swept after its time-out may
+still send events, so its key is not forgotten).
 """
 
 from __future__ import annotations
@@ -123,6 +126,8 @@ class SessionStore:
         self._sessions: dict[str, Session] = {}
         self._pages: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.forget: Callable[[str], None] = lambda key: None
+        """Called with the key of a session that cannot come back (the web layer drops Gradio's state for it)."""
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -170,8 +175,7 @@ class SessionStore:
             session.last_seen = self._clock()
         if evicted is not None:
             LOG.info("session slot reclaimed from one idle for %.0f s", self._clock() - evicted.last_seen)
-            _release(evicted)
-            release_memory()
+            self._end([evicted], pages={evicted.key} & self._pages.keys())
         return session
 
     def _make_room(self, page: bool, client: str) -> Session | None:
@@ -217,14 +221,15 @@ class SessionStore:
             return True
 
     def close(self, key: str) -> bool:
-        """Releases a session's engines and deletes its folder and uploads; False if there was none."""
+        """The page unloaded (or a caller is done): releases the session's engines, folder and uploads,
+        and forgets the key; False if there was no session."""
         with self._lock:
             session = self._sessions.pop(key, None)
             self._pages.pop(key, None)
         if session is None:
+            self.forget(key)
             return False
-        _release(session)
-        release_memory()
+        self._end([session], pages=set())
         return True
 
     def sweep(self) -> list[str]:
@@ -233,15 +238,22 @@ class SessionStore:
         with self._lock:
             stale = [k for k, s in self._sessions.items()
                      if now - s.last_seen > (self.ttl if k in self._pages else self.api_ttl)]
+            pages = {k for k in stale if k in self._pages}
             gone = [self._sessions.pop(k) for k in stale]
             unused = [k for k, t in self._pages.items() if k not in self._sessions and now - t > self.api_ttl]
             for k in stale + unused:
                 self._pages.pop(k, None)
+        self._end(gone, pages)
+        return stale
+
+    def _end(self, gone: list[Session], pages: set[str]) -> None:
+        """Releases sessions the store no longer holds; forgets those not in ``pages`` (API sessions)."""
         for session in gone:
             _release(session)
+            if session.key not in pages:
+                self.forget(session.key)
         if gone:
             release_memory()
-        return stale
 
     def close_all(self) -> None:
         """Closes every session and removes the root folder."""
@@ -271,6 +283,30 @@ def _remove_upload(path: Path) -> None:
         path.parent.rmdir()
     except OSError:
         pass
+
+
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8
+"""glibc's ``mallopt`` parameters (malloc.h)."""
+
+
+def tune_malloc(arenas: int = 2, mmap_threshold: int = 128 * 1024) -> bool:
+    """Makes glibc give freed memory back: few arenas, big blocks mapped on their own.
+
+    Gradio runs handlers in a pool of threads, and glibc gives each thread under contention
+    an arena of its own (up to 8 per core) whose freed pages stay with it; and glibc raises
+    its mmap threshold after large frees (up to 32 MiB), so tensors and arrays land in those
+    arenas too. Two arenas and a fixed 128 KiB threshold (the same as the environment
+    ``GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=131072``) let a
+    released session's memory go back to the system. Call before the server starts its
+    threads; False where glibc is absent.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, arenas)) and bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold))
+    except (OSError, AttributeError):
+        return False
 
 
 def release_memory() -> None:
