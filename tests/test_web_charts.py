@@ -139,3 +139,14 @@ def test_log_ticks_are_clean_values_inside_the_range(lo, hi, want):
     ticks = charts.log_ticks(lo, hi)
     assert ticks == pytest.approx(want)
     assert all(lo <= t <= hi for t in ticks)
+
+
+@pytest.mark.parametrize("measurements,every,fixed", [(1, 10, True), (2, 4, True), (3, 10, False)])
+def test_step_axis_ticks_whole_steps_before_the_run_spans_ten(measurements, every, fixed):
+    view = curve_view()
+    view.update(synthetic_history(measurements, every=every))
+    for chart in charts.single_charts(view, Snap(), layer=1):
+        xaxis = figure_of(chart)["layout"]["xaxis"]
+        assert xaxis["title"]["text"] == "step"
+        # step 0 alone (or up to 4) would be ticked at 200m, 400m, ...; a span of 10 ticks at 0, 2, 4, ...
+        assert xaxis.get("range") == ([0, charts.MIN_STEP_SPAN] if fixed else None)

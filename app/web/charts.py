@@ -212,6 +212,10 @@ def _positive_range(chart: Chart) -> tuple[float, float]:
     return float(min(v.min() for v in values)), float(max(v.max() for v in values))
 
 
+MIN_STEP_SPAN = 10
+"""The step axis spans at least this many steps, so that its ticks are whole steps."""
+
+
 def figure(chart: Chart) -> dict:
     """The plotly figure (data, layout, config) of a chart, as plain JSON-ready dicts."""
     yaxis: dict = {"title": {"text": chart.y_title, "standoff": 4}, "fixedrange": True, "zeroline": False,
@@ -221,11 +225,15 @@ def figure(chart: Chart) -> dict:
         yaxis.update(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
     elif chart.y_range is not None:
         yaxis["range"] = list(chart.y_range)
+    xaxis = {"title": {"text": "step", "standoff": 2}, "tickfont": {"size": 12}, "hoverformat": ",d",
+             "tickformat": "~s", "rangemode": "tozero", "zeroline": False}
+    last = max((float(np.nanmax(line.x)) for line in chart.lines if len(line.x)), default=0.0)
+    if last < MIN_STEP_SPAN:  # plotly would tick a 0..1 span at 200m, 400m, ...: steps are whole numbers
+        xaxis["range"] = [0, MIN_STEP_SPAN]
     layout = {
         "title": {"text": chart.title, "font": {"size": 13}, "x": 0.01, "xanchor": "left", "y": 0.98},
         "height": CHART_HEIGHT, "margin": {"l": 56, "r": 8, "t": 48, "b": 38},
-        "xaxis": {"title": {"text": "step", "standoff": 2}, "tickfont": {"size": 12}, "hoverformat": ",d",
-                  "tickformat": "~s", "rangemode": "tozero", "zeroline": False},
+        "xaxis": xaxis,
         "yaxis": yaxis, "hovermode": "x unified", "dragmode": "zoom",
         "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0.0, "font": {"size": 11},
                    "itemclick": "toggle", "itemdoubleclick": "toggleothers"},
