@@ -4,10 +4,11 @@ carries the CSP that the Space embed allows."""
 
 from __future__ import annotations
 
+import http.client
 import re
 import threading
 import time
-import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -90,12 +91,22 @@ def post_upload(url: str, name: str, data: bytes, session: str | None, length: i
     headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
     if session:
         headers["X-NFA-Session"] = session
-    req = urllib.request.Request(url + "/gradio_api/upload", data=body, headers=headers, method="POST")
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+        conn.putrequest("POST", "/gradio_api/upload")
+        for key, value in {**headers, "Content-Length": str(len(body))}.items():
+            conn.putheader(key, value)
+        conn.endheaders()
+        try:
+            for start in range(0, len(body), 1 << 16):
+                conn.send(body[start:start + (1 << 16)])
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server refused early (a body over the cap) and closed: its answer is still there to read
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
 
 
 def test_uploads_need_a_live_session_and_a_type_the_app_reads(server, tmp_path):
