@@ -1,7 +1,7 @@
 """Web latency: one playing update of the page, fresh and after 10^6 steps; chart renderers compared.
 
 Run by hand (not in CI):
-    python benchmarks/bench_web.py [--ticks 40] [--steps 25] [--threads 2] [--png-from REV]
+    python benchmarks/bench_web.py [--ticks 40] [--steps 25] [--threads 2]
 
 1. ``tick``: the tick handler, called directly as Gradio does on each timer event while
    playing (the chosen steps, a measurement, status + heatmaps + the four charts), for
@@ -15,9 +15,8 @@ Run by hand (not in CI):
 2. ``renderers``: the four single-run charts of one update, built from the same bounded
    views (fresh: 40 measurements; 10^6 steps: 20,000) as plotly JSON for ``gr.Plot`` (what the
    page uses), as ``gr.LinePlot`` data (a pandas frame through its postprocess), and as
-   the matplotlib figure the exported PNG uses. ``--png-from REV`` adds the hand-drawn PIL
-   charts this app used before (``app/web/plot.py`` read from git revision REV), so the
-   choice can be re-measured in one process.
+   the matplotlib figure the exported PNG uses. (The hand-drawn PIL row of README's table
+   came from an earlier ``--png-from`` flag, removed: it executed code read from git history.)
 """
 
 from __future__ import annotations
@@ -28,11 +27,9 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,35 +177,9 @@ def _matplotlib(chart_list) -> int:
     return len(charts_image(chart_list, 900).tobytes())
 
 
-def _png_from(rev: str):
-    """The hand-drawn PIL charts of ``app/web/plot.py`` at git revision ``rev``."""
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:app/web/plot.py"], check=True,
-                            capture_output=True, text=True).stdout
-    plot = types.ModuleType("old_plot")
-    plot.__dict__["__name__"] = "old_plot"
-    sys.modules["old_plot"] = plot  # dataclasses look their module up while the class is made
-    exec(compile(source, f"{rev}:app/web/plot.py", "exec"), plot.__dict__)  # our own code from git history
-    from app.web.views import data_uri
-
-    def rgb(color: str) -> tuple[int, int, int]:
-        return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
-
-    def render(chart_list) -> int:
-        size = 0
-        for c in chart_list:
-            series = [plot.Series(ln.x.astype(float), ln.y, rgb(ln.color), ln.width, ln.dash != "solid",
-                                  ln.name if ln.legend else "") for ln in c.lines]
-            size += len(data_uri(plot.line_chart(series, c.title, (440, 220), log_y=c.log_y, y_range=c.y_range),
-                                 colors=64))
-        return size
-    return render
-
-
 def bench_renderers(args) -> None:
     renderers = [("plotly JSON (gr.Plot)", _plotly), ("gr.LinePlot data", _lineplot()),
                  ("matplotlib (export PNG)", _matplotlib)]
-    if args.png_from:
-        renderers.append((f"hand-drawn PNG ({args.png_from})", _png_from(args.png_from)))
     for measurements in (40, LONG_STEPS // 50):
         view = curve_view()
         view.update(_history(measurements))
@@ -230,7 +201,6 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=25, help="steps per update (the page's default is 25)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=15, help="renders per renderer")
-    parser.add_argument("--png-from", default="", help="git revision whose app/web/plot.py to measure too")
     parser.add_argument("--only", choices=("ticks", "renderers"), default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
