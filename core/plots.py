@@ -7,6 +7,7 @@ its own max-abs (no figure, cheap enough for every UI tick). ``write_figures`` d
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import matplotlib
@@ -38,13 +39,35 @@ def downsample(m: np.ndarray, max_cells: int = MAX_CELLS) -> np.ndarray:
     return np.nanmean(blocks, axis=(1, 3))
 
 
-def heatmap_rgb(m: np.ndarray, max_cells: int = MAX_CELLS, cmap: str = DIVERGING) -> np.ndarray:
-    """uint8 RGB image (rows, cols, 3) of ``m``, colour scale symmetric at its max-abs."""
+PALETTE_SIZE = 256
+"""Colours in a heatmap's palette: matplotlib's own lookup-table size for the colour map."""
+
+
+@functools.cache
+def heatmap_palette(cmap: str = DIVERGING) -> np.ndarray:
+    """(256, 3) uint8: the colour map's lookup table, index 0 at -max and 255 at +max."""
+    palette = colormaps[cmap].resampled(PALETTE_SIZE)(np.arange(PALETTE_SIZE), bytes=True)[:, :3]
+    palette.flags.writeable = False
+    return palette
+
+
+def heatmap_index(m: np.ndarray, max_cells: int = MAX_CELLS) -> np.ndarray:
+    """uint8 palette index (rows, cols) of ``m``, colour scale symmetric at its max-abs; NaN takes the middle.
+
+    The same bins matplotlib's colour maps use on floats in [0, 1] (x * 256, rounded down, 1.0 in
+    the top bin), so ``heatmap_palette()[heatmap_index(m)]`` is ``heatmap_rgb(m)``: the web page
+    sends these indices and draws them with the palette.
+    """
     small = downsample(m, max_cells)
     scale = np.nanmax(np.abs(small)) if small.size else 0.0
     norm = small / scale if scale > 0 and np.isfinite(scale) else np.zeros_like(small)
-    rgba = colormaps[cmap]((np.nan_to_num(norm) + 1) / 2, bytes=True)
-    return rgba[..., :3]
+    unit = (np.nan_to_num(norm) + 1) / 2
+    return np.clip(unit * PALETTE_SIZE, 0, PALETTE_SIZE - 1).astype(np.uint8)
+
+
+def heatmap_rgb(m: np.ndarray, max_cells: int = MAX_CELLS, cmap: str = DIVERGING) -> np.ndarray:
+    """uint8 RGB image (rows, cols, 3) of ``m``, colour scale symmetric at its max-abs."""
+    return heatmap_palette(cmap)[heatmap_index(m, max_cells)]
 
 
 TILE_PX = 256

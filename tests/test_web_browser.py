@@ -16,6 +16,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Pyt
 
 from app.web import WebApp, serve_in_background  # noqa: E402
 from app.web.settings import WebSettings  # noqa: E402
+from web_helpers import HEATMAPS, drawn_pictures  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -42,12 +43,12 @@ def shown_step(tab) -> int:
 
 
 def heatmaps_drawn(tab) -> list[int]:
-    """naturalWidth of every heatmap image (0 for a broken or empty one)."""
-    return tab.eval_on_selector_all("#nfa-heat img.nfa-img", "els => els.map(e => e.complete ? e.naturalWidth : 0)")
+    """Width of every heatmap as drawn (each checked pixel by pixel against the indices it carries)."""
+    return [p["rgb"].shape[1] for p in drawn_pictures(tab)]
 
 
 def test_step_draws_heatmaps_and_moves_the_counter(page):
-    page.wait_for_selector("#nfa-heat img.nfa-img", timeout=60_000)
+    page.wait_for_selector(HEATMAPS, timeout=60_000)
     assert shown_step(page) == 0
     assert "model.width=32" in page.url
     page.click("#nfa-step")

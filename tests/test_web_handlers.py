@@ -64,7 +64,7 @@ def test_load_page_defaults_to_quickstart(app):
     web_default.steps = app.limits.max_steps  # the web's run plays until paused (or this documented cap)
     assert out["form"] == form_values(web_default)
     assert step_of(out) == 0 and "paused" in out["status"] and f"of {app.limits.max_steps}" in out["status"]
-    assert out["heat"].count("data:image/png;base64,") == 5
+    assert out["heat"].count('<canvas class="nfa-img"') == 5
     assert len(out["curves"]) == 4 and all(c.type == "plotly" for c in out["curves"])
     assert out["timer"].active is False
     assert out["share"] == f"preset=quickstart&steps={app.limits.max_steps}"
@@ -209,7 +209,7 @@ def test_compare_runs_every_arm_from_the_same_weights(app):
     assert out["timer"].active and session.playing  # the comparison plays at once
     out = handlers.step(app, "a", 8, 1, False)
     assert base.step_count == control.step_count == slo.step_count == 8
-    assert out["heat"].count("data:image") == 6  # NFM and AGOP of each arm
+    assert out["heat"].count('<canvas class="nfa-img"') == 6  # NFM and AGOP of each arm
     for arm, engine in zip(arms, (base, control, slo)):
         assert f">{arm.name}<" in out["heat"] and arm.label in out["heat"]
         assert f"{arm.name}: test" in out["status"]

@@ -87,7 +87,7 @@ def open_playing(browser, url: str) -> tuple:
     joins: list[str] = []
     tab.on("request", lambda r: joins.append(r.post_data) if "/queue/join" in r.url and r.post_data else None)
     tab.goto(url + "?preset=quickstart&model.width=32&steps=100000")
-    tab.wait_for_selector("#nfa-heat img.nfa-img", timeout=180_000)
+    tab.wait_for_selector("#nfa-heat canvas.nfa-img[data-drawn]", timeout=180_000)
     tab.evaluate(OBSERVE)
     tab.click("#nfa-play")
     return tab, joins

@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import base64
-import io
 import re
 
 import numpy as np
-from PIL import Image
+from matplotlib import colormaps
 
 from app.web import panels
 from app.web.views import figure, fmt_loss, view_of
-from core.plots import heatmap_rgb
+from core.plots import DIVERGING, heatmap_index, heatmap_palette, heatmap_rgb
 
 
 def decoded(html: str) -> np.ndarray:
-    uri = re.search(r'src="data:image/png;base64,([^"]+)"', html).group(1)
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri))).convert("RGB"))
+    """The picture a page draws from a figure's canvas: its palette indices through the palette."""
+    tag = re.search(r'<canvas class="nfa-img"[^>]*>', html).group(0)
+    width, height = (int(re.search(rf' {k}="(\d+)"', tag).group(1)) for k in ("width", "height"))
+    idx = np.frombuffer(base64.b64decode(re.search(r'data-idx="([^"]+)"', tag).group(1)), dtype=np.uint8)
+    return heatmap_palette()[idx.reshape(height, width)]
+
+
+def test_palette_indices_are_the_colour_maps_own_bins():
+    """heatmap_rgb (palette[index]) equals matplotlib's colour map on the same scaled values, edges included."""
+    rng = np.random.default_rng(3)
+    m = rng.normal(size=(64, 64))
+    m[0, :4] = [np.nan, 0.0, 1e-300, -1e-300]
+    m[1, 0], m[1, 1] = np.abs(m).max(), -np.abs(np.nan_to_num(m)).max()  # exactly +max and -max
+    unit = (np.nan_to_num(m / np.nanmax(np.abs(m))) + 1) / 2
+    np.testing.assert_array_equal(heatmap_rgb(m), colormaps[DIVERGING](unit, bytes=True)[..., :3])
+    edges = np.linspace(-1, 1, 4097).reshape(1, -1)  # every bin boundary of 256 bins, hit exactly
+    unit = (edges + 1) / 2
+    np.testing.assert_array_equal(heatmap_rgb(edges, max_cells=edges.size), colormaps[DIVERGING](unit, bytes=True)[..., :3])
+    assert heatmap_index(np.array([[-2.0, 0.0, 2.0]])).tolist() == [[0, 128, 255]]
 
 
 def one_outlier(n: int = 128) -> np.ndarray:

@@ -1,8 +1,9 @@
-"""What the page shows, rendered from snapshots to HTML with inline images (no figure per tick).
+"""What the page shows, rendered from snapshots to HTML with inline pictures (no figure per tick).
 
-Heatmaps go from arrays to PNG bytes through ``core.plots.heatmap_rgb``, embedded as data
-URIs, so a tick writes no file and the browser swaps pictures without a request (the
-curves are plotly charts, ``app.web.charts``). Every user-supplied string is escaped.
+Heatmaps go from arrays to palette indices (``core.plots.heatmap_index``) carried by a
+``<canvas>`` that the page script draws, so a tick writes no file and the browser swaps
+pictures without a request (the curves are plotly charts, ``app.web.charts``). Every
+user-supplied string is escaped.
 """
 
 from __future__ import annotations
@@ -10,14 +11,11 @@ from __future__ import annotations
 import base64
 import functools
 import html
-import io
 from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import colormaps
-from PIL import Image
-
-from core.plots import DIVERGING, MAX_CELLS, heatmap_rgb
+from core.plots import DIVERGING, MAX_CELLS, heatmap_index
 
 WINDOWS = ("whole run", "recent")
 SCALES = ("max", "robust")
@@ -72,18 +70,19 @@ def fmt_se(value: float | None) -> str:
 
 # -- images ----------------------------------------------------------------------------
 
-def png_bytes(image: Image.Image | np.ndarray, colors: int = 0) -> bytes:
-    """Fast PNG (compression level 1); ``colors`` > 0 first reduces a chart to a small palette (5x smaller)."""
-    img = image if isinstance(image, Image.Image) else Image.fromarray(image)
-    if colors:
-        img = img.quantize(colors, method=Image.Quantize.FASTOCTREE)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+def canvas(m: np.ndarray, title: str) -> str:
+    """A heatmap as a ``<canvas>`` carrying its palette indices (``core.plots.heatmap_index``, base64).
 
-
-def data_uri(image: Image.Image | np.ndarray, colors: int = 0) -> str:
-    return "data:image/png;base64," + base64.b64encode(png_bytes(image, colors)).decode("ascii")
+    The page script (``app.web.pagejs``) draws it with the same palette, synchronously, as soon
+    as it is inserted. Not an ``<img>``: Chromium keeps every decoded data-URL picture a page
+    ever replaced (its renderer grew 188 MiB a minute with 5 pictures every 300 ms, flat with
+    canvases; ``benchmarks/browser_images.py``).
+    """
+    idx = heatmap_index(m)
+    rows, cols = idx.shape
+    data = base64.b64encode(idx.tobytes()).decode("ascii")
+    return (f'<canvas class="nfa-img" role="img" aria-label="{esc(title)}" width="{cols}" height="{rows}" '
+            f'data-idx="{data}"></canvas>')
 
 
 def matrix_power(m: np.ndarray, alpha: float) -> np.ndarray:
@@ -142,7 +141,7 @@ def figure(m: np.ndarray, title: str, sub: str = "", extra: str = "", tip: str =
     label = f"±{p99:.3g} (99%)" if robust else f"±{top:.3g}"
     return (f'<figure class="nfa-fig" title="{esc(tip)}">'
             f'<figcaption><b>{title}</b> <span class="nfa-dim">{esc(sub)}</span></figcaption>'
-            f'<img class="nfa-img" alt="{esc(title)}" src="{data_uri(heatmap_rgb(shown))}"/>'
+            f'{canvas(shown, title)}'
             f'<div class="nfa-meta"><span>{size_label(m)}</span><span>{label}</span></div>'
             f'{flag}{extra}</figure>')
 
