@@ -109,7 +109,9 @@ def _cell(value, width: int) -> str:
 
 def compare_figure(arms: Sequence[Arm], histories: dict[str, History]):
     """UC-NFA per layer (one panel each) and the training loss; one colour and dash per arm."""
-    import matplotlib.pyplot as plt
+    from core.plots import pyplot
+
+    plt = pyplot()
 
     layers = histories[arms[0].name].layers()
     target = arms[-1].config.optim.slo.target_layer

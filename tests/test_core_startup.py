@@ -1,4 +1,4 @@
-"""Start-up: the run path imports no torch._dynamo, scikit-learn, matplotlib or UI library,
+"""Start-up: the run path (figures included) imports no torch._dynamo, scikit-learn, matplotlib or UI library,
 and the replacements that make that possible (optimisers, digits reader) match the originals."""
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch._dynamo", "sklearn", "matplotlib", "gradio", "textual", "scipy")
 
 PROBE = """
-import sys
+import sys, tempfile
+from pathlib import Path
 import app.cli, app.headless
+from core import plots
 from core.config import preset_config
 from core.engine import Engine
 for name, opt in (("quickstart", "sgd"), ("digits", "adam")):
@@ -29,6 +31,7 @@ for name, opt in (("quickstart", "sgd"), ("digits", "adam")):
     engine = Engine(cfg)
     engine.run()
     engine._optimizer.load_state_dict(engine._optimizer.state_dict())
+    plots.write_figures(engine.snapshot(), Path(tempfile.mkdtemp()))
 print(",".join(m for m in %r if m in sys.modules))
 """ % (HEAVY,)
 

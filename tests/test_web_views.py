@@ -33,6 +33,7 @@ def test_palette_indices_are_the_colour_maps_own_bins():
     unit = (edges + 1) / 2
     np.testing.assert_array_equal(heatmap_rgb(edges, max_cells=edges.size), colormaps[DIVERGING](unit, bytes=True)[..., :3])
     assert heatmap_index(np.array([[-2.0, 0.0, 2.0]])).tolist() == [[0, 128, 255]]
+    np.testing.assert_array_equal(heatmap_palette(), colormaps[DIVERGING](np.arange(256), bytes=True)[:, :3])
 
 
 def one_outlier(n: int = 128) -> np.ndarray:

@@ -8,15 +8,13 @@ archive name a file on the server: a ``file`` data set must travel inside the zi
 
 from __future__ import annotations
 
-import functools
 import io
 import shutil
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import matplotlib
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from app.web.archive import safe_extract, write_zip
 from app.web.handlers import (COMPARE_START, WebApp, layer_update, paused_timer, session_of, setup_outputs,
@@ -29,23 +27,14 @@ from core.config import ConfigError, load_config
 from core.data import read_table
 from core.engine import Engine, Snapshot
 from core.iofiles import atomic_write_text
-from core.plots import heatmap_rgb, plt
+from core.plots import heatmap_rgb, pyplot
+from core.raster import font
 
 DATA_SUFFIXES = (".csv", ".npz")
 TILE = 220
 
 
 # -- the current view as one PNG -------------------------------------------------------
-
-@functools.cache
-def font(size: int) -> ImageFont.ImageFont:
-    """DejaVu Sans (shipped with matplotlib: Greek and math glyphs) at ``size`` px."""
-    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-    try:
-        return ImageFont.truetype(str(path), size)
-    except OSError:
-        return ImageFont.load_default(size=size)
-
 
 def _tile(m: np.ndarray, caption: str) -> Image.Image:
     rgb = Image.fromarray(heatmap_rgb(m)).resize((TILE, TILE), Image.Resampling.NEAREST)
@@ -76,6 +65,7 @@ MPL_DASH = {"solid": "-", "dash": "--", "dot": ":", "dashdot": "-.", "longdash":
 def charts_image(chart_list: list[charts.Chart], width: int) -> Image.Image:
     """The view's charts drawn with matplotlib (2 per row), for the exported PNG."""
     rows = -(-len(chart_list) // 2)
+    plt = pyplot()
     fig, axes = plt.subplots(rows, 2, figsize=(width / 100, 2.6 * rows), dpi=100, squeeze=False)
     for ax, chart in zip(axes.flat, chart_list):
         for line in chart.lines:

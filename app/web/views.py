@@ -14,8 +14,7 @@ import html
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib import colormaps
-from core.plots import DIVERGING, MAX_CELLS, heatmap_index
+from core.plots import MAX_CELLS, PALETTE_SIZE, heatmap_index, heatmap_palette
 
 WINDOWS = ("whole run", "recent")
 SCALES = ("max", "robust")
@@ -95,10 +94,10 @@ def matrix_power(m: np.ndarray, alpha: float) -> np.ndarray:
 
 @functools.cache
 def colorbar_css() -> str:
-    """The diverging map as a CSS gradient (left = -max, right = +max)."""
-    cmap = colormaps[DIVERGING]
-    stops = [cmap(i / 10) for i in range(11)]
-    parts = [f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)}) {i * 10}%" for i, (r, g, b, _) in enumerate(stops)]
+    """The diverging map as a CSS gradient (left = -max, right = +max): every 25th palette entry and the last."""
+    palette = heatmap_palette()
+    at = list(range(0, PALETTE_SIZE, 25)) + [PALETTE_SIZE - 1]
+    parts = [f"rgb({r},{g},{b}) {i / (PALETTE_SIZE - 1) * 100:.1f}%" for i, (r, g, b) in zip(at, palette[at])]
     return "linear-gradient(90deg, " + ", ".join(parts) + ")"
 
 
