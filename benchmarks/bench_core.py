@@ -188,7 +188,7 @@ def bench_startup(repeats: int, tmp: Path) -> tuple[float, float]:
 
 
 def bench_figures(tmp: Path) -> tuple[float, float]:
-    """Seconds to write a digits run's figures: first time (matplotlib import included), then the median."""
+    """Seconds to write a digits run's figures: first time (imports included), then the median."""
     cfg = preset_config("digits")
     cfg.steps, cfg.measure.every, cfg.device = 20, 10, "cpu"
     snap = Engine(cfg).run()
@@ -290,7 +290,7 @@ def main() -> None:
         print(f"start-up: import torch {t_torch:.2f} s, CLI to its first line (step 0 measured) {t_cli:.2f} s: "
               f"{t_cli / t_torch:.2f}x (target <= 1.3x)")
         first, again = bench_figures(tmp)
-        print(f"figures (digits: nfa.png + heatmaps.png): {first:.2f} s the first time (matplotlib import "
+        print(f"figures (digits: nfa.png + heatmaps.png): {first:.2f} s the first time (imports "
               f"included), {again:.2f} s after")
         if args.e2e_repeats:
             t_run, t_script = bench_end_to_end(args.e2e_repeats, tmp)

@@ -5,7 +5,8 @@ Run by hand (not in CI):  python benchmarks/browser_images.py [--seconds 60] [--
 A static page replaces 5 heatmap-sized pictures (128x128 random PNGs, drawn 256 px wide)
 every 300 ms, as the web app's heatmap panel does on each update, in one of these ways:
 
-- ``img``: new ``<img src="data:image/png;base64,...">`` elements, fresh pictures (the app today)
+- ``img``: new ``<img src="data:image/png;base64,...">`` elements, fresh pictures (the app until
+  its heatmaps became canvases drawn from palette indices, ``app.web.views.canvas``)
 - ``same``: new ``<img>`` elements, always the same data URL
 - ``blob``: new ``<img>`` elements with blob: URLs, the previous ones revoked
 - ``cnew``: new ``<canvas data-png="...">`` elements, drawn by script through
@@ -19,10 +20,11 @@ garbage collection before each sample). Linux only (reads /proc).
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 from playwright.sync_api import sync_playwright
+
+from web_soak import renderers_mib  # benchmarks/, next to this file
 
 PAGE = """<html><body><div id=h></div><script>
 const MODE = %r;
@@ -55,35 +57,6 @@ setInterval(async () => {
 </script></body></html>"""
 
 
-def descendants(root: int) -> list[int]:
-    kids: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            kids.setdefault(ppid, []).append(int(d))
-    out, todo = [], [root]
-    while todo:
-        found = kids.get(todo.pop(), [])
-        out += found
-        todo += found
-    return out
-
-
-def renderer_mib() -> float:
-    """Resident memory of this process's Chromium renderers."""
-    total = 0
-    for pid in descendants(os.getpid()):
-        try:
-            if b"--type=renderer" in open(f"/proc/{pid}/cmdline", "rb").read():
-                total += next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")) * 1024
-        except (OSError, StopIteration):
-            continue
-    return total / 2**20
-
-
 def run(mode: str, seconds: float, gc: bool) -> None:
     args = ["--no-sandbox", "--headless", "--disable-gpu"] + (["--js-flags=--expose-gc"] if gc else [])
     with sync_playwright() as pw:
@@ -95,7 +68,7 @@ def run(mode: str, seconds: float, gc: bool) -> None:
             time.sleep(10)
             if gc:
                 page.evaluate("gc()")
-            samples.append((time.time() - start, renderer_mib()))
+            samples.append((time.time() - start, renderers_mib()))
         browser.close()
     (t0, m0), (t1, m1) = samples[0], samples[-1]
     print(f"{mode:5s} renderer {m0:.0f} -> {m1:.0f} MiB: {(m1 - m0) / (t1 - t0) * 60:+.0f} MiB a minute")
