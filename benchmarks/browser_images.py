@@ -24,7 +24,7 @@ import time
 
 from playwright.sync_api import sync_playwright
 
-from web_soak import renderers_mib  # benchmarks/, next to this file
+from web_longplay import renderer_rss_mib  # benchmarks/, next to this file
 
 PAGE = """<html><body><div id=h></div><script>
 const MODE = %r;
@@ -68,7 +68,7 @@ def run(mode: str, seconds: float, gc: bool) -> None:
             time.sleep(10)
             if gc:
                 page.evaluate("gc()")
-            samples.append((time.time() - start, renderers_mib()))
+            samples.append((time.time() - start, renderer_rss_mib()))
         browser.close()
     (t0, m0), (t1, m1) = samples[0], samples[-1]
     print(f"{mode:5s} renderer {m0:.0f} -> {m1:.0f} MiB: {(m1 - m0) / (t1 - t0) * 60:+.0f} MiB a minute")

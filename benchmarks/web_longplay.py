@@ -137,7 +137,7 @@ def play_page(url: str, server, args) -> list:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         tab = browser.new_page(viewport={"width": 1280, "height": 720})
         tab.goto(url)
-        tab.wait_for_selector("#nfa-heat img.nfa-img", timeout=300_000)
+        tab.wait_for_selector("#nfa-heat canvas.nfa-img[data-drawn]", timeout=300_000)
         tab.evaluate(LOG_JS)
         tab.click("#nfa-play")
         print("minutes steps rss_mib update_ms_median update_ms_p90 click_ms page_rss_mib js_heap_mib", flush=True)

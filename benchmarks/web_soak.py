@@ -3,7 +3,8 @@
 Run by hand (not in CI), with Debian's chromium and the playwright package installed:
     python benchmarks/web_soak.py [--minutes 30] [--pages 1] [--port 7871]
 
-Starts ``python -m app.cli web`` as its own process (the README's command), opens ``--pages``
+Starts ``python -m app.cli web`` as its own process (the README's command, with
+``NFA_MAX_STEPS`` 10^7 so that Play does not stop at the session cap), opens ``--pages``
 headless Chromium pages on the ``quickstart`` preset and presses Play in each, then once a
 minute prints: the server's resident memory, the Chromium renderers' resident memory
 (summed), the steps each page shows, and the median time between two updates of the page
@@ -11,6 +12,7 @@ minute prints: the server's resident memory, the Chromium renderers' resident me
 presses Pause in every page and prints the time from the click to "paused" shown, and
 whether the step then stays put; then the slopes (MiB per hour, fitted from minute 2 on)
 and the last minute's update interval over the first's. Linux only (reads /proc).
+``web_longplay.py`` times a Centered click over a long play instead (and plays through the API).
 """
 
 from __future__ import annotations
@@ -18,19 +20,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
+from web_longplay import ARGS, renderer_rss_mib, rss_mib, serve, wait_up  # benchmarks/, next to this file
+
 CHROMIUM = os.environ.get("NFA_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--disable-background-timer-throttling", "--disable-renderer-backgrounding"]
 
 OBSERVE = """() => {
   window.nfaLog = [];
@@ -46,52 +42,6 @@ OBSERVE = """() => {
     if (e.target.closest && e.target.closest('#nfa-pause')) window.nfaPauseAt = performance.now();
   }, true);
 }"""
-
-
-def rss_mib(pid: int) -> float:
-    try:
-        return next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS")) / 1024
-    except (OSError, StopIteration):
-        return 0.0
-
-
-def descendants(root: int) -> list[int]:
-    kids: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            kids.setdefault(ppid, []).append(int(d))
-    out, todo = [], [root]
-    while todo:
-        found = kids.get(todo.pop(), [])
-        out += found
-        todo += found
-    return out
-
-
-def renderers_mib() -> float:
-    total = 0.0
-    for pid in descendants(os.getpid()):
-        try:
-            if b"--type=renderer" in open(f"/proc/{pid}/cmdline", "rb").read():
-                total += rss_mib(pid)
-        except OSError:
-            continue
-    return total
-
-
-def wait_up(url: str, seconds: float = 120) -> None:
-    end = time.time() + seconds
-    while time.time() < end:
-        try:
-            urllib.request.urlopen(url, timeout=2).read(100)
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"the server at {url} did not answer within {seconds:.0f} s")
 
 
 def update_gaps(tab, since: float) -> list[float]:
@@ -120,13 +70,12 @@ def main() -> None:
                         help="also force a garbage collection in each page and print its JS heap, DOM nodes and listeners")
     args = parser.parse_args()
     url = f"http://127.0.0.1:{args.port}/"
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", MPLBACKEND="Agg")
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "web", "--port", str(args.port)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = serve(args.port, max_steps=10_000_000)
     try:
-        wait_up(url)
+        wait_up(url.rstrip("/"))
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS + ["--disable-background-timer-throttling",
+                                                                                "--disable-renderer-backgrounding"])
             tabs = []
             for _ in range(args.pages):
                 tab = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -135,7 +84,7 @@ def main() -> None:
                 tab.evaluate(OBSERVE)
                 tabs.append(tab)
             print(f"server RSS at start (pages loaded, paused): {rss_mib(server.pid):.0f} MiB; "
-                  f"renderers {renderers_mib():.0f} MiB", flush=True)
+                  f"renderers {renderer_rss_mib():.0f} MiB", flush=True)
             cdps = []
             if args.probe:
                 for tab in tabs:
@@ -155,7 +104,7 @@ def main() -> None:
                 time.sleep(max(0.0, start + minute * args.every - time.time()))
                 t = time.time() - start
                 server_mem.append((t, rss_mib(server.pid)))
-                render_mem.append((t, renderers_mib()))
+                render_mem.append((t, renderer_rss_mib()))
                 gaps, steps = [], []
                 for i, tab in enumerate(tabs):
                     gaps += update_gaps(tab, marks[i])
@@ -167,7 +116,7 @@ def main() -> None:
                     m = {x["name"]: x["value"] for x in cdp.send("Performance.getMetrics")["metrics"]}
                     print(f"        page: JS heap {m['JSHeapUsedSize'] / 2**20:.1f} of {m['JSHeapTotalSize'] / 2**20:.1f} MiB,"
                           f" {m['Nodes']:.0f} nodes, {m['JSEventListeners']:.0f} listeners, {m['Documents']:.0f} documents;"
-                          f" renderers after GC {renderers_mib():.0f} MiB", flush=True)
+                          f" renderers after GC {renderer_rss_mib():.0f} MiB", flush=True)
                 gaps_by_minute.append(gap)
                 print(f"{minute:6d}  {server_mem[-1][1]:10.0f}  {render_mem[-1][1]:13.0f}  {','.join(steps):>11s}"
                       f"  {gap:8.0f}", flush=True)
