@@ -74,3 +74,24 @@ def test_play_then_pause_keeps_training_in_between(page):
     stopped = shown_step(page)
     page.wait_for_timeout(800)
     assert shown_step(page) == stopped
+
+
+STALE_JS = r"""() => {
+  const line = document.querySelector('#nfa-status .nfa-status[data-pause]');
+  const stale = line.outerHTML.replace(/data-pause="(\d+)"/, (m, n) => `data-pause="${BigInt(n) - 1n}"`)
+                              .replace('<b>paused</b>', '<b>running</b>');
+  line.insertAdjacentHTML('beforebegin', stale);
+  line.remove();
+}"""
+"""Puts in a status line as a tick answer rendered before the last Pause would be: an older mark, "running"."""
+
+
+def test_a_running_line_from_before_the_pause_is_not_shown(page):
+    """A tick answer that a Pause overtook (seen with 8 pages playing) must not turn a stopped run back to running."""
+    page.click("#nfa-pause")
+    page.wait_for_function("() => document.querySelector('#nfa-status b')?.textContent === 'paused'", timeout=30_000)
+    step = shown_step(page)
+    stale_before = page.evaluate("() => window.nfaPage.stale")
+    page.evaluate(STALE_JS)
+    page.wait_for_function(f"() => window.nfaPage.stale > {stale_before}", timeout=10_000)
+    assert page.inner_text("#nfa-status b") == "paused" and shown_step(page) == step

@@ -98,6 +98,26 @@ def test_play_tick_pause(app):
     assert step_of(out) == 7 and out["timer"].active is False
 
 
+def pause_mark(out: dict) -> int:
+    return int(re.search(r'class="nfa-status [^"]*" data-pause="(\d+)"', out["status"]).group(1))
+
+
+def test_every_running_line_is_older_than_the_pause_after_it(app):
+    """The page keeps the newest pause mark's line (app.web.pagejs): a tick answer rendered before a
+    Pause carries an older mark than the Pause's answer, and no line with the newer mark says running."""
+    open_small(app)
+    handlers.play(app, "a")
+    before = handlers.tick(app, "a", 5, 1, False)
+    paused = handlers.pause(app, "a")
+    assert "running" in before["status"] and "paused" in paused["status"]
+    assert pause_mark(before) < pause_mark(paused)
+    assert pause_mark(handlers.sync_status(app, "a")) == pause_mark(paused)
+    handlers.play(app, "a")
+    after = handlers.tick(app, "a", 5, 1, False)  # playing again: the same mark, so the page shows it
+    assert "running" in after["status"] and pause_mark(after) == pause_mark(paused)
+    assert pause_mark(handlers.pause(app, "a")) > pause_mark(after)
+
+
 def test_step_moves_by_the_chosen_steps_and_measures(app):
     open_small(app)
     out = handlers.step(app, "a", 12, 2, True)

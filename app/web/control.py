@@ -3,8 +3,9 @@
 * Pause runs in its own concurrency group, so it never waits in Gradio's queue behind
   other sessions' training; it clears ``playing`` at once (a running tick stops at its
   next step) and is followed by ``sync_status``, which re-sends the status and timer as
-  they are after the pause: a tick answer that overtook it on the way cannot leave a
-  stale "playing" line.
+  they are after the pause. A tick answer can still arrive after both (its plots are
+  serialised after the session's lock is released); its status line carries an older
+  pause mark than theirs, and the page script does not show it (``app.web.pagejs``).
 * Step clicks are counted by the page itself (a capture-phase click listener, so even a
   click Gradio does not send is counted) and every Step event carries the running total;
   with ``trigger_mode="always_last"`` clicks made while an update runs are done by the

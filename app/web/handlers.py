@@ -124,9 +124,10 @@ def paused_timer() -> gr.Timer:
 # -- views -------------------------------------------------------------------------------
 
 def _status(session: Session, snaps: list) -> str:
+    mark = session.pause_mark  # read before ``playing``: Pause writes them in the other order
     runs = session.runs()
     labels = [r.arm.name for r in runs if r.arm is not None]
-    return status_line(snaps, session.playing, runs[0].engine.config.steps, labels)
+    return status_line(snaps, session.playing, runs[0].engine.config.steps, labels, mark)
 
 
 def render(session: Session, view: View, note: str = "", kind: str = "info") -> dict:
@@ -285,6 +286,7 @@ def pause(app: WebApp, key: str, layer: int = 1, centered: bool = False,
     if session is None or not session.runs():
         return {"timer": paused_timer()}
     session.playing = False
+    session.pause_mark = time.time_ns()  # after ``playing``: a line with this mark never says running
     with session.lock:
         session.playing = False
         return {"status": _status_now(session), "timer": paused_timer()}

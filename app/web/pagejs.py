@@ -17,6 +17,11 @@ div purged before it that redraw throws (``_redrawFromAutoMarginCount`` of undef
 unhandled rejection, and Chromium keeps each such error, with the whole chart its stack
 refers to (measured: 330 detached charts and 190k nodes after 20 s of Play).
 
+Every status line carries the session's pause mark (``data-pause``, set when the session
+starts and at each Pause): a tick answer rendered before a Pause but delivered after it
+(its plots are serialised after the session's lock is released, so the Pause answer can
+overtake it) would show "running" over a stopped run; the script puts the newer line back.
+
 Heatmaps arrive as ``<canvas class="nfa-img" data-idx=...>`` (``app.web.views.canvas``): a
 mutation observer draws each new one with the colour map's palette (``PALETTE_B64``, the same
 lookup table as ``core.plots.heatmap_rgb``) before the browser paints, so a replaced picture
@@ -49,8 +54,24 @@ CHART_JS = r"""
     window.nfaPage.drawn += 1;
   };
   const drawNew = () => document.querySelectorAll("canvas.nfa-img:not([data-drawn])").forEach(draw);
-  new MutationObserver(drawNew).observe(document.body, {childList: true, subtree: true});
-  drawNew();
+  let newest = null;  // the status line with the newest pause mark seen: [mark, class, inner HTML]
+  const guardStatus = () => {
+    const line = document.querySelector("#nfa-status .nfa-status[data-pause]");
+    if (!line) return;
+    const mark = BigInt(line.dataset.pause);
+    if (newest && mark < newest[0]) {  // rendered before the last Pause, delivered after it
+      line.className = newest[1];
+      line.innerHTML = newest[2];
+      line.dataset.pause = String(newest[0]);
+      window.nfaPage.stale += 1;
+      return;
+    }
+    newest = [mark, line.className, line.innerHTML];
+  };
+  window.nfaPage.stale = 0;
+  const onChange = () => { drawNew(); guardStatus(); };
+  new MutationObserver(onChange).observe(document.body, {childList: true, subtree: true});
+  onChange();
   const idOf = (gd) => { const el = gd.closest && gd.closest("[id^='nfa-chart-']"); return el ? el.id : null; };
   const stateOf = (id) => charts[id] || (charts[id] = {range: null, hidden: new Set(), kind: null, hoverX: null});
   const hook = (gd) => {

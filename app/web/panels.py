@@ -169,8 +169,13 @@ def _field(text: str, width: int, cls: str = "") -> str:
     return f'<span class="nfa-f {cls}" style="min-width:{width}ch">{text}</span>'
 
 
-def status_line(snaps: Sequence[Snapshot], playing: bool, length: int, labels: Sequence[str] = ()) -> str:
-    """Step, losses and state of the run (or of every arm when comparing), from the update's snapshots."""
+def status_line(snaps: Sequence[Snapshot], playing: bool, length: int, labels: Sequence[str] = (),
+                mark: int | None = None) -> str:
+    """Step, losses and state of the run (or of every arm when comparing), from the update's snapshots.
+
+    ``mark`` (the session's ``pause_mark``) goes into ``data-pause``: the page script shows no
+    line older than the newest mark it has seen (``app.web.pagejs``).
+    """
     snap = snaps[0]
     cls, words = run_state(snap, playing, length)
     stopped = [s for s in snaps if s.stopped]
@@ -189,7 +194,8 @@ def status_line(snaps: Sequence[Snapshot], playing: bool, length: int, labels: S
         body = "".join(f" · {esc(label)}: test {_field(fmt_loss(s.test_loss), 9)}" for label, s in zip(labels, snaps))
     messages = [s.message for s in snaps if s.message]
     extra = "".join(f'<div class="nfa-alert">✖ {esc(m)}</div>' for m in messages)
-    return f'<div class="nfa-status {cls}">{head}{body}</div>{extra}'
+    data = "" if mark is None else f' data-pause="{int(mark)}"'
+    return f'<div class="nfa-status {cls}"{data}>{head}{body}</div>{extra}'
 
 
 def notice(text: str, kind: str = "info") -> str:

@@ -94,6 +94,9 @@ class Session:
     """Files Gradio's upload route stored for this session; deleted with the session."""
     clicks: int = 0
     """Step clicks of this page counted so far (the page sends its running total)."""
+    pause_mark: int = field(default_factory=time.time_ns)
+    """When this session was created or last paused (ns): every status line carries it, so the page
+    can tell an update answer rendered before the last Pause from one rendered after it."""
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def runs(self) -> list[Run]:
