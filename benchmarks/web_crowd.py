@@ -55,7 +55,7 @@ def open_pages(browser, url: str, n: int) -> list:
         tab.goto(url + "?preset=quickstart&steps=100000")
         pages.append(tab)
     for tab in pages:
-        tab.wait_for_selector("#nfa-heat img.nfa-img", timeout=300_000)
+        tab.wait_for_selector("#nfa-heat canvas.nfa-img[data-drawn]", timeout=300_000)
         tab.evaluate(OBSERVE)
     return pages
 
