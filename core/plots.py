@@ -10,6 +10,7 @@ matplotlib on a run's path (its import alone took 0.6 s, more than both figures 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,7 +162,8 @@ _SS = 2
 _PANEL_W, _PANEL_H = 374, 330
 _LEFT, _RIGHT, _BOTTOM, _TOP, _TOP_TITLED, _PANEL_GAP = 66, 16, 55, 38, 82, 10
 Y_RANGE = (-0.05, 1.02)
-Y_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""The correlation axis; it extends below 0 when a value does (Pearson can be negative)."""
+Y_TICK_STEP = 0.25
 SERIES = (("uc_nfa", "UC-NFA", raster.BLUE, None), ("c_nfa", "C-NFA", raster.ORANGE, (8.5, 3.7)))
 """(history column, legend label, colour, dash (on, off) px or solid)."""
 
@@ -194,8 +196,16 @@ def nfa_axes(history: History, title: str = "") -> tuple[tuple[int, int], list[A
     steps = history.column("step")
     lo, hi = (float(steps.min()), float(steps.max())) if len(steps) else (0.0, 1.0)
     pad = (hi - lo) * 0.05 if hi > lo else 1.0
+    y_range = (min(Y_RANGE[0], _lowest(history) - 0.05), Y_RANGE[1])
     return (width, height), [Axes(_LEFT + i * (plot_w + _PANEL_GAP), top, _LEFT + i * (plot_w + _PANEL_GAP) + plot_w,
-                                  height - _BOTTOM, (lo - pad, hi + pad)) for i in range(len(layers))]
+                                  height - _BOTTOM, (lo - pad, hi + pad), y_range) for i in range(len(layers))]
+
+
+def _lowest(history: History) -> float:
+    """The smallest finite value of the plotted series (0 when there is none)."""
+    values = np.concatenate([history.column(key) for key, _, _, _ in SERIES])
+    values = values[np.isfinite(values)]
+    return float(values.min()) if values.size else 0.0
 
 
 def nfa_figure(history: History, title: str = "") -> Image.Image:
@@ -213,7 +223,7 @@ def nfa_figure(history: History, title: str = "") -> Image.Image:
             draw.line([(x, box[1]), (x, box[3])], fill=raster.GRID, width=k)
             draw.line([(x, box[3]), (x, box[3] + 4 * k)], fill=raster.INK, width=k)
             raster.text(draw, (x, box[3] + 6 * k), f"{t:,}", 13 * k, anchor="ma")
-        for v in Y_TICKS:
+        for v in (j * Y_TICK_STEP for j in range(math.ceil(ax.y_range[0] / Y_TICK_STEP), round(1 / Y_TICK_STEP) + 1)):
             (_, y), = ax.to_px([ax.x_range[0]], [v]) * k
             draw.line([(box[0], y), (box[2], y)], fill=raster.GRID, width=k)
             if i == 0:

@@ -91,3 +91,16 @@ def test_a_long_dashed_line_ends():
     drawn = np.hypot(*(pieces[:, 1] - pieces[:, 0]).T).sum()
     total = np.hypot(*(pts[-1] - pts[0]))
     assert drawn == pytest.approx(total * 17.0 / 24.4, rel=0.01)
+
+
+def test_a_negative_correlation_widens_the_axis_and_stays_inside_it():
+    rows = [{"step": s, "layer": 1, "uc_nfa": -0.6 + s / 100, "c_nfa": 0.5, "alpha": 1.0} for s in range(0, 101, 10)]
+    history = History(rows)
+    image = np.asarray(plots.nfa_figure(history))
+    _, (ax,) = plots.nfa_axes(history)
+    assert ax.y_range[0] <= -0.65 and ax.y_range[1] == plots.Y_RANGE[1]
+    points = ax.to_px(*history.series("uc_nfa", 1))
+    assert (points[:, 1] <= ax.bottom).all() and (points[:, 1] >= ax.top).all()
+    assert all(_near(image, p, raster.BLUE) for p in points)
+    _, (plain, _) = plots.nfa_axes(_history())  # values in [0, 1]: the usual -0.05 to 1.02
+    assert plain.y_range == plots.Y_RANGE
