@@ -311,13 +311,13 @@ def test_local_pool_workers_get_one_native_thread_per_cpu(tmp_path, monkeypatch)
 
 def test_ctrl_c_cancels_the_rest_and_keeps_finished_folders_complete(tmp_path):
     out = tmp_path / "sw"
-    args = [sys.executable, "-m", "app.cli", "sweep", *TINY, "--steps", "200", "--set", "measure.every=50", "--no-figures",
+    args = [sys.executable, "-m", "app.cli", "sweep", *TINY, "--steps", "3000", "--set", "measure.every=500", "--no-figures",
             "--grid", "seed=0:8", "--jobs", "2", "--out", str(out)]
     proc = subprocess.Popen(args, cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not _finished(out):
-        time.sleep(0.2)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
