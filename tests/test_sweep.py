@@ -313,8 +313,10 @@ def test_ctrl_c_cancels_the_rest_and_keeps_finished_folders_complete(tmp_path):
     out = tmp_path / "sw"
     args = [sys.executable, "-m", "app.cli", "sweep", *TINY, "--steps", "3000", "--set", "measure.every=500", "--no-figures",
             "--grid", "seed=0:8", "--jobs", "2", "--out", str(out)]
+    # As from a terminal: Ctrl-C's default action even where this test was started with SIGINT
+    # ignored (a background job of a shell without job control, nohup): it is inherited otherwise.
     proc = subprocess.Popen(args, cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not _finished(out):
         time.sleep(0.05)
