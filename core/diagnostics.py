@@ -50,6 +50,8 @@ SE_GROUPS = 8
 """Jackknife groups of the measurement set (fewer when it has fewer points)."""
 
 _MATRICES = ("W", "W0", "K", "nfm", "agop", "centered_nfm", "centered_agop")
+_LAZY = ("_svd", "diag_share", "alignment_cosine", "agop_shares")
+"""LayerStats' cached properties: functions of the matrices alone."""
 _SCALARS = ("uc_nfa", "c_nfa", "rel_movement", "uc_nfa_cosine", "nfm_identity", "agop_identity",
             "uc_nfa_se", "c_nfa_se", "init_norm", "cross_norm", "centered_norm", "moved")
 
@@ -74,6 +76,11 @@ def _rho(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
 
 def _rho_identity(m: torch.Tensor, kind: str) -> torch.Tensor:
     return _rho(m, torch.eye(m.shape[0], dtype=m.dtype, device=m.device), kind)
+
+
+def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """num / den, NaN where den is zero or not finite (as _rho answers for a constant or zero matrix)."""
+    return torch.where((den == 0) | ~torch.isfinite(den), torch.full_like(num, math.nan), num / den)
 
 
 def matrix_power(m: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -156,6 +163,13 @@ class LayerStats:
         return cls(layer=layer, **matrices, **named, nfm_shares=shares, feature_quality=feature_quality,
                    detailed=detailed)
 
+    def replaced(self, **changes) -> "LayerStats":
+        """``dataclasses.replace`` that keeps the lazy values already computed when no matrix changes."""
+        new = dataclasses.replace(self, **changes)
+        if not changes.keys() & set(_MATRICES):
+            new.__dict__.update({key: self.__dict__[key] for key in _LAZY if key in self.__dict__})
+        return new
+
     def __repr__(self) -> str:
         return f"LayerStats(layer={self.layer}, shape={self.shape}, uc_nfa={self.uc_nfa:.4f})"
 
@@ -233,41 +247,62 @@ def _shares(norms) -> tuple[float, float, float]:
 
 
 def init_gram(w0: torch.Tensor) -> torch.Tensor:
-    """W0^T W0 in float64: the NFM's init term, the same at every measurement of a run."""
-    w0 = w0.detach().to(torch.float64)
+    """W0^T W0 in W0's dtype: the NFM's init term, the same at every measurement of a run."""
+    w0 = w0.detach()
     return w0.T @ w0
 
 
 def _device_terms(w, w0, k, e, kind: str, alpha: float, init: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
-    """One layer's matrices and scalars (a 1-d tensor in _SCALARS order), on the device, no sync.
+    """One layer's matrices and scalars (a 1-d float64 tensor in _SCALARS order), on the device, no sync.
 
-    Products are taken in float64 whatever the model's dtype (k x k work, small next to the
-    sweep), so NFM and AGOP are exact functions of the W and K they are shown with.
-    ``init``: W0^T W0 when the caller keeps it (``init_gram``), else computed here.
+    The k x k products run in the model's dtype (K's), as the forward pass and the sweep do:
+    in float32 each carries a relative rounding of about 1e-7, two orders below the 1e-5 the
+    float32 path promises against float64 (tests/test_core_uncertainty.py), at half the cost
+    of float64 products. Everything reduced to a scalar (means, dot products, norms, the
+    jackknife) is accumulated in float64 from those matrices: it keeps the correlations
+    within about 5e-8 of float64's where float32 sums drift by 2e-7 (an NFM whose mean entry
+    is 20 times its spread). The four matrices are centred once and every inner product the
+    correlations need comes from one 4 x 4 Gram product (the reductions are memory-bound: a
+    pass per correlation cost more than the k^3 products). rho(M, I) needs no identity:
+    the identity's entries have mean 1/k and centred squared norm k - 1, and the centred M
+    sums to zero, so rho_pearson(M, I) = tr(M - mean) / sqrt(||M - mean||^2 (k - 1)), and
+    rho_cosine(M, I) = tr M / sqrt(||M||^2 k). ``init``: W0^T W0 when the caller keeps it.
     """
-    quad_dtype = k.dtype
-    w, w0, k = (t.to(torch.float64) for t in (w, w0, k))
-    e = None if e is None else e.to(torch.float64)
+    dtype = k.dtype
+    w, w0 = w.to(dtype), w0.to(dtype)
     dw = w - w0
-    init = init_gram(w0) if init is None else init
+    init = init_gram(w0) if init is None else init.to(dtype)
     half, cen = w0.T @ dw, dw.T @ dw
     cross = half + half.T
     nfm = init + cross + cen
     agop, cagop = w.T @ (k @ w), dw.T @ (k @ dw)
+    size = nfm.shape[0]
+    flat = torch.stack((nfm, agop, cen, cagop)).reshape(4, -1).to(torch.float64)  # reductions in float64
+    mean = flat.mean(1, keepdim=True)
+    cent = flat - mean if kind == "pearson" else flat
+    dots = cent @ cent.T  # every (centred) inner product of NFM, AGOP, centred NFM, centred AGOP in one pass
+    raw = dots + flat.shape[1] * (mean @ mean.T) if kind == "pearson" else dots
+    sq, trace = dots.diagonal(), cent.view(4, size, size).diagonal(dim1=1, dim2=2).sum(1)
+    ident = _ratio(trace, (sq * (size - 1 if kind == "pearson" else size)).sqrt())  # rho(M, I); see below
+    cosine = _ratio(raw[0, 1], (raw[0, 0] * raw[1, 1]).sqrt())
     moved = (dw != 0).any()
-    nan = torch.full((), math.nan, dtype=w.dtype, device=w.device)
-    norm = torch.linalg.vector_norm
+    nan = torch.full((), math.nan, dtype=torch.float64, device=w.device)
+    norm = lambda t: torch.linalg.vector_norm(t, dtype=torch.float64)  # noqa: E731
     w_norm = norm(w)
     uc = c = agop_id = uc_se = c_se = nan
     if alpha == 1:
-        uc, c, agop_id = _rho(nfm, agop, kind), _rho(cen, cagop, kind), _rho_identity(agop, kind)
+        uc, c = _ratio(dots[0, 1], (sq[0] * sq[1]).sqrt()), _ratio(dots[2, 3], (sq[2] * sq[3]).sqrt())
+        agop_id = ident[1]
         if e is not None:
-            uc_se = jackknife.standard_error(jackknife.replicate_correlations(w, nfm, agop, k, e, kind, quad_dtype))
-            c_se = jackknife.standard_error(jackknife.replicate_correlations(dw, cen, cagop, k, e, kind, quad_dtype))
+            four = flat.view(4, size, size)
+            k64, w64, dw64 = (t.to(torch.float64) for t in (k, w, dw))
+            e = e.to(torch.float64)
+            uc_se = jackknife.standard_error(jackknife.replicate_correlations(w64, four[0], four[1], k64, e, kind, dtype))
+            c_se = jackknife.standard_error(jackknife.replicate_correlations(dw64, four[2], four[3], k64, e, kind, dtype))
     scalars = torch.stack([
         uc, torch.where(moved, c, nan), torch.where(w_norm > 0, norm(dw) / w_norm, nan),
-        _rho(nfm, agop, "cosine"), _rho_identity(nfm, kind), agop_id, uc_se, torch.where(moved, c_se, nan),
-        norm(init), norm(cross), norm(cen), moved.to(w.dtype),
+        cosine, ident[0], agop_id, uc_se, torch.where(moved, c_se, nan),
+        norm(init), norm(cross), raw[2, 2].sqrt(), moved.to(torch.float64),
     ])
     matrices = dict(W=w, W0=w0, K=k, nfm=nfm, agop=agop, centered_nfm=cen, centered_agop=cagop)
     return matrices, scalars

@@ -386,7 +386,7 @@ class Engine:
         """Layers with ``step_norm`` set when the last step's norms were kept (None at step 0)."""
         if self._step_norms is None or self._step_norms[0] != self._step or self._step == 0:
             return layers
-        return [_replace(s, step_norm=v) for s, v in zip(layers, self._step_norms[1])]
+        return [s.replaced(step_norm=v) for s, v in zip(layers, self._step_norms[1])]  # keeps the prefetched SVDs
 
     def _biases(self) -> tuple[np.ndarray, ...]:
         if self.model.out.bias is None:

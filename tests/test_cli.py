@@ -152,8 +152,8 @@ def test_run_writes_the_contract_folder(launched):
                 assert f"layer{l}.{key}" in files
             w, k = npz[f"layer{l}.W"], npz[f"layer{l}.K"]
             assert w.shape == shape and k.shape == (24, 24)
-            np.testing.assert_allclose(npz[f"layer{l}.nfm"], w.T @ w, rtol=1e-10, atol=1e-12)
-            np.testing.assert_allclose(npz[f"layer{l}.agop"], w.T @ k @ w, rtol=1e-8, atol=1e-12)
+            for key, want in (("nfm", w.T @ w), ("agop", w.T @ k @ w)):  # a float32 run: float32 products
+                assert np.abs(npz[f"layer{l}.{key}"] - want).max() <= 1e-6 * np.abs(want).max(), key
             assert not np.array_equal(w, npz[f"layer{l}.W0"])
         assert npz["out.W"].shape == (1, 24)
         assert npz["X_measure"].shape == (80, 20) and npz["Y_measure"].shape == (80, 1)

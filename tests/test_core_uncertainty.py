@@ -7,6 +7,7 @@ then the textbook delete-one-group formula. Nothing here uses core.jackknife.
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import numpy as np
@@ -92,6 +93,40 @@ def test_float32_measurement_agrees_with_float64_reference():
         assert s.uc_nfa == pytest.approx(rho(w.T @ w, w.T @ k @ w, "pearson"), abs=1e-5)
 
 
+def test_float32_products_agree_with_float64_on_every_number():
+    """The float32 path (products in float32, reductions in float64) against float64 on the same weights.
+
+    A realistic layer (96 wide, 300 points), an NFM whose mean entry dominates (shifted
+    weights, the case where Pearson centring in float32 would cancel digits) and a small
+    movement (||dW|| / ||W|| about 1e-3, the start of a run, where C-NFA is most fragile).
+    The float64 side gets the float32 weights exactly, so only the arithmetic differs.
+    """
+    gen = torch.Generator().manual_seed(11)
+    model, _ = _moved_model(3, 96, 40, 10, "relu", False, seed=3)
+    with torch.no_grad():
+        for w in model.weights():
+            w.add_(0.2)  # a large mean entry in every NFM
+    w0s = [w.detach().clone().float().double() for w in model.weights()]
+    with torch.no_grad():
+        for w in model.weights():
+            w.add_(1e-3 * w.abs().mean() * torch.randn(w.shape, generator=gen, dtype=torch.float64))
+    model64 = model.float().double()  # float32-representable weights in both runs
+    xs = torch.randn(300, 40, generator=torch.Generator().manual_seed(5)).double()
+    want = diagnostics.measure_model(model64, w0s, xs)
+    got = diagnostics.measure_model(copy.deepcopy(model64).float(), [w.float() for w in w0s], xs.float())
+    for a, b in zip(got, want):
+        assert 5e-4 < b.rel_movement < 5e-3 and abs(b.nfm.mean()) > 10 * b.nfm.std()
+        for key in diagnostics._MATRICES:
+            x, y = getattr(a, key), getattr(b, key)
+            assert np.abs(x - y).max() <= 1e-5 * np.abs(y).max(), key
+        for key in ("uc_nfa", "c_nfa", "uc_nfa_cosine", "nfm_identity", "agop_identity", "rel_movement"):
+            assert getattr(a, key) == pytest.approx(getattr(b, key), rel=1e-5, abs=1e-6), key
+        for key in ("uc_nfa_se", "c_nfa_se"):
+            assert getattr(a, key) == pytest.approx(getattr(b, key), rel=1e-3, abs=1e-7), key  # SEs reach 1e-14 here
+        np.testing.assert_allclose(a.nfm_shares, b.nfm_shares, rtol=1e-5, atol=1e-7)
+        assert a.diag_share == pytest.approx(b.diag_share, rel=1e-5)
+
+
 def test_triangle_gram_equals_full_product():
     f = torch.randn(40, 13, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     acc = torch.zeros(13, 13, dtype=torch.float64)
@@ -168,6 +203,19 @@ def test_detail_every_survives_save_and_load(tmp_path):
     resumed = Engine.load(tmp_path / "run")
     resumed.step(35)
     assert resumed.history.to_csv_text() == whole.history.to_csv_text()
+
+
+def test_engine_computes_each_layers_alignment_once_per_detailed_measurement(monkeypatch):
+    """The engine's step norms are set on copies of the measured layers; the prefetched SVDs must come along."""
+    calls = []
+    real = diagnostics.left_singular
+    monkeypatch.setattr(diagnostics, "left_singular", lambda *a: calls.append(1) or real(*a))
+    engine = _detail_run(2, steps=20, until=10)  # measurements at 0, 5, 10: detailed at 0 and 10
+    assert len(calls) == 2 * engine.config.model.depth
+    last = [r for r in engine.history.rows if r["step"] == 10]
+    assert all(r["diag_share"] is not None and r["step_norm"] is not None for r in last)
+    assert [s.diag_share for s in engine.snapshot().layers] == [r["diag_share"] for r in last]
+    assert len(calls) == 2 * engine.config.model.depth  # reading them again computed nothing
 
 
 def test_prefetched_alignment_equals_the_lazy_one_and_keeps_threads():
