@@ -388,9 +388,14 @@ def _finish(parts, kind: str, alpha: float, g_star: torch.Tensor | None, detaile
 
 def device_parts(model: MLP, w0s: list[torch.Tensor], x_measure: torch.Tensor, correlation_kind: str = "pearson",
                  alpha: float = 1.0, se_groups: int = SE_GROUPS,
-                 init_grams: list[torch.Tensor] | None = None) -> list[tuple]:
-    """The sweep and every layer's products and scalars, on the model's device, without host synchronisation."""
-    sweep = ptk_sweep(model, x_measure, se_groups)
+                 init_grams: list[torch.Tensor] | None = None, outputs: list | None = None) -> list[tuple]:
+    """The sweep and every layer's products and scalars, on the model's device, without host synchronisation.
+
+    ``outputs``: a list that gets the model's outputs at x_measure (the sweep's forward pass).
+    """
+    sweep = ptk_sweep(model, x_measure, se_groups, outputs=outputs is not None)
+    if outputs is not None:
+        outputs.append(sweep.outputs)
     ks = sweep.covariances()
     inits = init_grams or [None] * len(ks)
     parts = []
@@ -411,8 +416,22 @@ def measure_model(model: MLP, w0s: list[torch.Tensor], x_measure: torch.Tensor,
     ``scalars()``: the measurement costs little more than its K. ``init_grams``: each layer's
     ``init_gram(W0)``, kept by the caller across measurements.
     """
-    parts = device_parts(model, w0s, x_measure, correlation_kind, alpha, se_groups if detailed else 1, init_grams)
-    stats = _finish(parts, correlation_kind, alpha, g_star, detailed)
+    return _measure(model, w0s, x_measure, correlation_kind, alpha, g_star, se_groups, detailed, init_grams, None)
+
+
+def measure_with_outputs(model: MLP, w0s: list[torch.Tensor], x_measure: torch.Tensor,
+                         correlation_kind: str = "pearson", alpha: float = 1.0,
+                         g_star: torch.Tensor | None = None, se_groups: int = SE_GROUPS, detailed: bool = True,
+                         init_grams: list[torch.Tensor] | None = None) -> tuple[list[LayerStats], torch.Tensor]:
+    """``measure_model`` and the model's outputs at x_measure (n, c, on the device), from the sweep's forward pass."""
+    outputs: list[torch.Tensor] = []
+    stats = _measure(model, w0s, x_measure, correlation_kind, alpha, g_star, se_groups, detailed, init_grams, outputs)
+    return stats, outputs[0]
+
+
+def _measure(model, w0s, x_measure, kind, alpha, g_star, se_groups, detailed, init_grams, outputs) -> list[LayerStats]:
+    parts = device_parts(model, w0s, x_measure, kind, alpha, se_groups if detailed else 1, init_grams, outputs)
+    stats = _finish(parts, kind, alpha, g_star, detailed)
     if detailed:
         prefetch_alignment(stats)
     return stats

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from core import optim as optim_lib
 from core.config import RunConfig, flat_items
 from core.data import Dataset, load_dataset
-from core.diagnostics import LayerStats, init_gram, measure_model
+from core.diagnostics import LayerStats, init_gram, measure_with_outputs
 from core.history import History
 from core.model import MLP
 
@@ -111,7 +111,10 @@ class Engine:
         ds, dev = self._dataset, self.device
         self._x, self._y = ds.x_train.to(dev), ds.y_train.to(dev)
         self._x_test, self._y_test = ds.x_test.to(dev), ds.y_test.to(dev)
-        self._x_measure = ds.x_measure.to(dev)
+        self._x_measure, self._y_measure = ds.x_measure.to(dev), ds.y_measure.to(dev)
+        rest = torch.ones(ds.x_train.shape[0], dtype=torch.bool)
+        rest[ds.measure_index] = False  # the training points outside the measurement set
+        self._x_rest, self._y_rest = ds.x_train[rest].to(dev), ds.y_train[rest].to(dev)
         self._g_star = ds.g_star
 
     def _init_run(self) -> None:
@@ -319,16 +322,25 @@ class Engine:
 
     # -- measuring -----------------------------------------------------------------
 
-    def _losses(self) -> tuple[float, float, float | None]:
+    def _losses_apart(self) -> tuple[torch.Tensor, float, float | None]:
+        """The training loss's sum of squares over the points outside the measurement set, the test
+        loss and accuracy: everything but the measured points, whose outputs the K sweep gives."""
         model = self.model
         with torch.no_grad():
-            train = float(F.mse_loss(model(self._x), self._y))
+            rest = F.mse_loss(model(self._x_rest), self._y_rest, reduction="sum") if len(self._x_rest) else None
             out = model(self._x_test)
             test = float(F.mse_loss(out, self._y_test))
             acc = None
             if self._dataset.classes:
                 acc = float((out.argmax(1) == self._y_test.argmax(1)).to(torch.float64).mean())
-        return train, test, acc
+        rest = torch.zeros((), dtype=torch.float64) if rest is None else rest.to(torch.float64)
+        return rest, test, acc
+
+    def _train_loss(self, rest: torch.Tensor, measured_outputs: torch.Tensor) -> float:
+        """The mean squared error over every training point, from the two parts' sums of squares."""
+        with torch.no_grad():
+            measured = F.mse_loss(measured_outputs, self._y_measure, reduction="sum").to(torch.float64)
+        return float((rest.to(measured.device) + measured) / self._y.numel())
 
     def _weights_finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
@@ -340,16 +352,22 @@ class Engine:
         cfg = self.config
         was_training = self.model.training
         self.model.train(False)
-        train, test, acc = self._losses()
-        if not (np.isfinite(train) and np.isfinite(test)):
+        rest, test, acc = self._losses_apart()
+        if not (torch.isfinite(rest) and np.isfinite(test)):  # diverged before the sweep runs
             self.model.train(was_training)
-            self._diverge(f"the loss is {train if not np.isfinite(train) else test}")
+            self._diverge(f"the loss is {float(rest) if not torch.isfinite(rest) else test}")
             if self._last is not None:
                 return self._last
-        layers = self._with_step_norms(measure_model(self.model, self._w0, self._x_measure,
-                                                     cfg.measure.correlation, cfg.measure.alpha, self._g_star,
-                                                     detailed=self._detail_due(), init_grams=self._init_grams()))
+        measured, outputs = measure_with_outputs(self.model, self._w0, self._x_measure, cfg.measure.correlation,
+                                                 cfg.measure.alpha, self._g_star, detailed=self._detail_due(),
+                                                 init_grams=self._init_grams())
+        train = self._train_loss(rest, outputs)
         self.model.train(was_training)
+        if not np.isfinite(train) and self._status != DIVERGED:
+            self._diverge(f"the loss is {train}")
+            if self._last is not None:
+                return self._last
+        layers = self._with_step_norms(measured)
         if record and self._history.last_step != self._step:
             self._history = self._history.extend(self._rows(layers, train, test, acc))
         self._check_dead(layers)

@@ -3,8 +3,10 @@
 The rows are kept by column in growable numpy arrays (``_Store``): ``step`` and ``layer``
 as int64, every number as float64 (NaN where undefined), ``correlation`` as int32 codes into
 a short list of names. A row costs ``ROW_BYTES`` (156 bytes) instead of a Python dict of
-20 boxed values (about 740 bytes). Capacity doubles when full; ``np.empty`` leaves the
-unused tail untouched, so the resident set grows with the rows actually written.
+20 boxed values (about 740 bytes). Capacity doubles when full, up to ``SPILL_ROWS`` rows in
+memory; past them the oldest rows are appended to an anonymous temporary file and read back
+on request, so an app that plays for hours keeps every row for export in bounded memory
+(about 10 MB a store) while incremental readers find the newest rows in memory.
 
 A ``History`` is an immutable view of the first ``len`` rows of a shared store: ``extend``
 appends to the store (or copies the view's rows first when another view has already
@@ -16,6 +18,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import tempfile
+import threading
 from pathlib import Path
 from typing import Iterable
 
@@ -41,24 +46,75 @@ _CODE = np.int32
 ROW_BYTES = 8 * (len(_INT) + len(_FLOAT)) + np.dtype(_CODE).itemsize
 """Bytes one row takes in the store's arrays (before the capacity's slack)."""
 _MIN_CAPACITY = 64
+SPILL_ROWS = 1 << 15
+"""Rows a store holds in memory (5 MB); past them its oldest rows go to a temporary file."""
+KEEP_ROWS = 1 << 12
+"""Newest rows kept in memory when the others are spilled: what incremental readers read next."""
+
+
+class _Spill:
+    """An anonymous temporary file (unlinked from the start: the system frees it when the last
+    store using it is collected, or the process ends, even by kill -9) that rows are appended to."""
+
+    __slots__ = ("file", "end", "lock")
+
+    def __init__(self):
+        self.file = tempfile.TemporaryFile(prefix="nfa-history-")
+        self.end = 0
+        self.lock = threading.Lock()
+
+    def append(self, data: bytes) -> int:
+        """Writes ``data`` at the end; returns its offset."""
+        with self.lock:
+            offset, self.end = self.end, self.end + len(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.pwrite(self.file.fileno(), view, offset + len(data) - len(view)):]
+        return offset
+
+    def read(self, offset: int, length: int) -> bytes:
+        parts = []
+        while length > 0:
+            chunk = os.pread(self.file.fileno(), length, offset)
+            if not chunk:
+                raise OSError(f"the history spill file ended {length} bytes early")
+            parts.append(chunk)
+            offset, length = offset + len(chunk), length - len(chunk)
+        return b"".join(parts)
+
+
+def _layout(name: str | None, rows: int) -> tuple[int, np.dtype]:
+    """(byte offset of a column inside a spilled block of ``rows`` rows, its dtype); None is the codes."""
+    if name is None:
+        return 8 * rows * (len(_INT) + len(_FLOAT)), np.dtype(_CODE)
+    block, j = _WHERE[name]
+    if block == "ints":
+        return 8 * rows * j, np.dtype(np.int64)
+    return 8 * rows * (len(_INT) + j), np.dtype(np.float64)
 
 
 class _Store:
     """Append-only columns shared by the History views over them.
 
-    ``ints`` (step, layer) and ``floats`` (the _FLOAT columns) are column-major blocks, so a
-    column is one contiguous array and appending k rows is one assignment per block.
+    Rows below ``base`` live in spilled blocks of a temporary file, the rest in memory:
+    ``ints`` (step, layer) and ``floats`` (the _FLOAT columns) as column-major blocks, so a
+    column is one contiguous array and appending k rows is one assignment per block. Once the
+    memory part passes SPILL_ROWS, all but its newest KEEP_ROWS rows are written out, so a
+    long run's memory stays bounded while every row stays readable (``read``).
+    ``_mem`` (base and the three arrays) is replaced as one tuple, never mutated in place, and
+    ``blocks`` is extended before it: a reader that took ``_mem`` always finds its rows.
     ``token`` names this store; ``parents`` lists (token, rows) of the stores whose first
     ``rows`` rows this one copied, so a reader can tell a continuation from a new history.
     Readers only look below their own length, so appending never disturbs them.
     """
 
-    __slots__ = ("ints", "floats", "codes", "names", "_code_of", "n", "token", "parents", "layer_first")
+    __slots__ = ("_mem", "blocks", "spill", "names", "_code_of", "n", "token", "parents", "layer_first")
 
     def __init__(self, capacity: int = 0):
-        self.ints = np.empty((capacity, len(_INT)), np.int64, order="F")
-        self.floats = np.empty((capacity, len(_FLOAT)), np.float64, order="F")
-        self.codes = np.empty(capacity, _CODE)
+        self._mem = (0, *self._arrays(capacity))
+        self.blocks: tuple[tuple[int, int, _Spill, int, int], ...] = ()
+        """(first row, rows of this store, file, offset, rows written: the block's layout), in order."""
+        self.spill: _Spill | None = None
         self.names: list[str] = []
         self._code_of: dict[str, int] = {}
         self.n = 0
@@ -66,31 +122,72 @@ class _Store:
         self.parents: tuple[tuple[object, int], ...] = ()
         self.layer_first: tuple[tuple[int, int], ...] = ()  # (layer, its first row); replaced, never mutated
 
+    @staticmethod
+    def _arrays(capacity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (np.empty((capacity, len(_INT)), np.int64, order="F"),
+                np.empty((capacity, len(_FLOAT)), np.float64, order="F"), np.empty(capacity, _CODE))
+
     @property
-    def capacity(self) -> int:
-        return len(self.codes)
+    def base(self) -> int:
+        """Rows below this one are in the spill file."""
+        return self._mem[0]
 
     @property
     def nbytes(self) -> int:
-        return self.ints.nbytes + self.floats.nbytes + self.codes.nbytes
+        """Bytes of the in-memory arrays (capacity included; spilled rows are on disk)."""
+        return sum(a.nbytes for a in self._mem[1:])
 
-    def col(self, name: str) -> np.ndarray:
-        """Numeric column ``name`` over the whole capacity (only rows below ``n`` are written)."""
-        block, j = _WHERE[name]
-        return getattr(self, block)[:, j]
+    def read(self, name: str | None, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of numeric column ``name``, or of the correlation codes (None).
+
+        A view of the memory arrays when every row is there, else a fresh array.
+        """
+        base, ints, floats, codes = self._mem
+        if name is None:
+            memory = codes
+        else:
+            block, j = _WHERE[name]
+            memory = (ints if block == "ints" else floats)[:, j]
+        if start >= base:
+            return memory[start - base:stop - base]
+        parts = [self._read_spilled(name, start, min(stop, base))]
+        if stop > base:
+            parts.append(memory[:stop - base])
+        return np.concatenate(parts)
+
+    def _read_spilled(self, name: str | None, start: int, stop: int) -> np.ndarray:
+        parts = []
+        for first, rows, spill, offset, written in self.blocks:
+            a, b = max(start, first), min(stop, first + rows)
+            if a >= b:
+                continue
+            column, dtype = _layout(name, written)
+            at = offset + column + (a - first) * dtype.itemsize
+            parts.append(np.frombuffer(spill.read(at, (b - a) * dtype.itemsize), dtype))
+        return np.concatenate(parts) if parts else np.zeros(0, _layout(name, 0)[1])
 
     def _reserve(self, need: int) -> None:
-        if need <= self.capacity:
+        """Room in memory for rows up to ``need``."""
+        base, ints, floats, codes = self._mem
+        if need - base <= len(codes):
             return
-        cap, n = max(need, 2 * self.capacity, _MIN_CAPACITY), self.n
-        for block in ("ints", "floats"):
-            old = getattr(self, block)
-            new = np.empty((cap, old.shape[1]), old.dtype, order="F")
-            new[:n] = old[:n]
-            setattr(self, block, new)
-        codes = np.empty(cap, _CODE)
-        codes[:n] = self.codes[:n]
-        self.codes = codes
+        cap, n = max(need - base, min(2 * len(codes), SPILL_ROWS), _MIN_CAPACITY), self.n - base
+        new = self._arrays(cap)
+        for old, fresh in zip((ints, floats, codes), new):
+            fresh[:n] = old[:n]
+        self._mem = (base, *new)
+
+    def _spill_oldest(self) -> None:
+        """Writes all in-memory rows but the newest KEEP_ROWS to the spill file."""
+        base, ints, floats, codes = self._mem
+        move = self.n - base - KEEP_ROWS
+        data = b"".join((ints[:move].tobytes(order="F"), floats[:move].tobytes(order="F"), codes[:move].tobytes()))
+        self.spill = self.spill or _Spill()
+        self.blocks = self.blocks + ((base, move, self.spill, self.spill.append(data), move),)
+        new = self._arrays(SPILL_ROWS)
+        for old, fresh in zip((ints, floats, codes), new):
+            fresh[:KEEP_ROWS] = old[move:move + KEEP_ROWS]
+        self._mem = (base + move, *new)
 
     def _code(self, name: str | None) -> int:
         if name is None:
@@ -104,12 +201,16 @@ class _Store:
     def append_blocks(self, ints: np.ndarray, floats: np.ndarray, names: list[str | None]) -> None:
         """Appends k rows: ints (k, 2), floats (k, len(_FLOAT)) with NaN for undefined, k correlation names."""
         n, k = self.n, len(names)
+        codes = [self._code(v) for v in names]
         self._reserve(n + k)
-        self.ints[n:n + k] = ints
-        self.floats[n:n + k] = floats
-        self.codes[n:n + k] = [self._code(v) for v in names]
-        self._note_layers(self.ints[n:n + k, 1])
+        base, mem_ints, mem_floats, mem_codes = self._mem
+        mem_ints[n - base:n - base + k] = ints
+        mem_floats[n - base:n - base + k] = floats
+        mem_codes[n - base:n - base + k] = codes
+        self._note_layers(np.asarray(ints)[:, 1] if k else np.zeros(0, np.int64))
         self.n = n + k
+        if self.n - base > SPILL_ROWS:
+            self._spill_oldest()
 
     def append_rows(self, rows: list[dict]) -> None:
         """Appends row dicts (missing keys and None are undefined; unknown keys are refused)."""
@@ -129,15 +230,34 @@ class _Store:
 
     def select(self, index) -> "_Store":
         """A new store holding the rows at ``index`` (an int array or a slice of rows)."""
-        n = self.n
-        ints, floats = self.ints[:n][index], self.floats[:n][index]
-        out = _Store(len(ints))
-        out.append_blocks(ints, floats, [self.names[c] if c >= 0 else None for c in self.codes[:n][index].tolist()])
+        if isinstance(index, slice):
+            start, stop, _ = index.indices(self.n)
+            take = lambda name: self.read(name, start, stop)  # noqa: E731
+        else:
+            take = lambda name: self.read(name, 0, self.n)[index]  # noqa: E731
+        ints = np.column_stack([take(c) for c in _INT]).reshape(-1, len(_INT))
+        floats = np.column_stack([take(c) for c in _FLOAT]).reshape(-1, len(_FLOAT))
+        out = _Store(min(len(ints), SPILL_ROWS))
+        out.append_blocks(ints, floats, [self.names[c] if c >= 0 else None for c in take(None).tolist()])
         return out
 
     def copy_prefix(self, length: int) -> "_Store":
-        """A new store with this one's first ``length`` rows, remembering where they came from."""
-        out = self.select(slice(0, length))
+        """A new store with this one's first ``length`` rows, remembering where they came from.
+
+        Spilled blocks are shared (they never change, and a reader never reads past its
+        length); the in-memory rows below ``length`` are copied.
+        """
+        base = min(self.base, length)
+        out = _Store()
+        out.blocks = tuple((first, min(rows, base - first), *rest)  # a block past ``base`` is cut there
+                           for first, rows, *rest in self.blocks if first < base)
+        out.names, out._code_of = list(self.names), dict(self._code_of)
+        ints, floats, codes = out._arrays(max(length - base, _MIN_CAPACITY))
+        ints[:length - base] = np.column_stack([self.read(c, base, length) for c in _INT]).reshape(-1, len(_INT))
+        floats[:length - base] = np.column_stack([self.read(c, base, length) for c in _FLOAT]).reshape(-1, len(_FLOAT))
+        codes[:length - base] = self.read(None, base, length)
+        out._mem, out.n = (base, ints, floats, codes), length
+        out.layer_first = tuple((l, f) for l, f in self.layer_first if f < length)
         out.parents = tuple((t, min(p, length)) for t, p in self.parents) + ((self.token, length),)
         return out
 
@@ -181,14 +301,18 @@ class History:
 
     # -- columns (what hot paths read) ----------------------------------------------
 
-    def column(self, name: str) -> np.ndarray:
-        """One column of this view, read-only: int64 (step, layer), float64 with NaN, or names (object)."""
+    def column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows [start, stop) of one column of this view, read-only: int64 (step, layer), float64
+        with NaN, or names (object). Incremental readers pass ``start`` (rows spilled to disk are
+        read back only when asked for)."""
+        stop = self._len if stop is None else min(stop, self._len)
+        start = min(max(start, 0), stop)
         if name == _STR:
             names = np.array([*self._store.names, None], dtype=object)
-            return names[self._store.codes[:self._len]]
+            return names[self._store.read(None, start, stop)]
         if name not in _WHERE:
             raise KeyError(name)
-        view = self._store.col(name)[:self._len]
+        view = self._store.read(name, start, stop)
         view.flags.writeable = False
         return view
 
@@ -216,7 +340,7 @@ class History:
 
     @property
     def nbytes(self) -> int:
-        """Bytes the shared store's arrays hold (capacity included)."""
+        """Bytes the shared store's in-memory arrays hold (capacity included; spilled rows are on disk)."""
         return self._store.nbytes
 
     # -- rows (materialised on request) ----------------------------------------------
@@ -224,17 +348,18 @@ class History:
     @property
     def rows(self) -> tuple[dict, ...]:
         """Every row as a fresh dict (costs a dict per row: not for per-frame use)."""
-        return tuple(self._materialise(np.arange(self._len)))
+        return tuple(self._materialise(slice(0, self._len)))
 
     def row(self, index: int) -> dict:
         """Row ``index`` (0-based) of this view."""
         if not -self._len <= index < self._len:
             raise IndexError(index)
-        return self._materialise(np.array([index % self._len]))[0]
+        index %= self._len
+        return self._materialise(slice(index, index + 1))[0]
 
     def rows_since(self, start: int) -> list[dict]:
         """The rows from ``start`` to the end of this view: what an incremental reader has not seen."""
-        return self._materialise(np.arange(max(start, 0), self._len))
+        return self._materialise(slice(min(max(start, 0), self._len), self._len))
 
     def rows_at(self, step: int) -> list[dict]:
         """The rows measured at ``step`` (one per layer), in order."""
@@ -263,7 +388,7 @@ class History:
 
     @property
     def last_step(self) -> int | None:
-        return int(self._store.ints[self._len - 1, 0]) if self._len else None
+        return int(self._store.read("step", self._len - 1, self._len)[0]) if self._len else None
 
     def layers(self) -> list[int]:
         return sorted(l for l, first in self._store.layer_first if first < self._len)
@@ -298,10 +423,15 @@ class History:
 def _cells_of(history: History, name: str, index, none: str) -> list:
     """Column ``name`` at ``index`` as Python values (``none="none"``) or CSV cells (``none=""``)."""
     store, n = history._store, len(history)
+    if isinstance(index, slice):
+        start, stop, _ = index.indices(n)
+        read = lambda key: store.read(key, start, stop)  # noqa: E731
+    else:
+        read = lambda key: store.read(key, 0, n)[index]  # noqa: E731
     if name == _STR:
         empty = None if none == "none" else ""
-        return [store.names[c] if c >= 0 else empty for c in store.codes[:n][index].tolist()]
-    values = store.col(name)[:n][index].tolist()
+        return [store.names[c] if c >= 0 else empty for c in read(None).tolist()]
+    values = read(name).tolist()
     if name in _INT:
         return values if none == "none" else [str(v) for v in values]
     if none == "none":

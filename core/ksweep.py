@@ -35,6 +35,8 @@ class Sweep:
 
     sums: list[torch.Tensor]
     counts: tuple[int, ...]
+    outputs: torch.Tensor | None = None
+    """The model's outputs at the swept points (n, c), when asked for: the sweep's forward pass gives them."""
 
     @property
     def n(self) -> int:
@@ -63,29 +65,37 @@ def chunk_rows(model: MLP) -> int:
     return max(1, CHUNK_ELEMENTS // (model.out.out_features * max(widths)))
 
 
-def ptk_sweep(model: MLP, x: torch.Tensor, groups: int = 1) -> Sweep:
-    """Group sums of J_l^T J_l over the points x (n, d), in the model's dtype, on x's device."""
+def ptk_sweep(model: MLP, x: torch.Tensor, groups: int = 1, outputs: bool = False) -> Sweep:
+    """Group sums of J_l^T J_l over the points x (n, d), in the model's dtype, on x's device.
+
+    ``outputs``: also keep the model's outputs at x (``Sweep.outputs``), from the forward pass
+    the sweep runs anyway (the engine's training loss reuses them for the measured points).
+    """
     widths = [layer.out_features for layer in model.hidden]
     bounds = group_bounds(x.shape[0], groups)
     sums = [torch.zeros(len(bounds), k, k, dtype=x.dtype, device=x.device) for k in widths]
     chunk = chunk_rows(model)
+    outs = [] if outputs else None
     with torch.no_grad():
         for g, (a, b) in enumerate(bounds):
             for lo, hi in group_bounds(b - a, -(-(b - a) // chunk)):
-                _accumulate(model, x[a + lo:a + hi], sums, [(g, 0, hi - lo)])
+                _accumulate(model, x[a + lo:a + hi], sums, [(g, 0, hi - lo)], outs)
         w_out = model.out.weight
         sums[-1] = (w_out.T @ w_out)[None] * _symmetrize(sums[-1])  # K_L = (W_out^T W_out) * (D^T D)
         sums[:-1] = [_symmetrize(s) for s in sums[:-1]]
-    return Sweep(sums=sums, counts=tuple(b - a for a, b in bounds))
+    out = None if outs is None else (torch.cat(outs) if outs else x.new_zeros(0, model.out.out_features))
+    return Sweep(sums=sums, counts=tuple(b - a for a, b in bounds), outputs=out)
 
 
-def _accumulate(model: MLP, x: torch.Tensor, sums: list[torch.Tensor], segments) -> None:
+def _accumulate(model: MLP, x: torch.Tensor, sums: list[torch.Tensor], segments, outs: list | None = None) -> None:
     """Adds one chunk's upper-triangle Gram products to each group's sums (D_L^T D_L for the last layer).
 
     ``segments``: (group, first, stop) row ranges of the chunk; the propagation runs once for
     the whole chunk, the Gram products once per segment.
     """
     hs = model.preactivations(x)
+    if outs is not None:
+        outs.append(model.head(hs[-1]))
     m, c = x.shape[0], model.out.out_features
     last = activation_derivative(model.activation, hs[-1])  # (m, k_L)
     for g, a, b in segments:

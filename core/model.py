@@ -85,6 +85,10 @@ class MLP(nn.Module):
                 x = self._phi(h)
         return hs
 
+    def head(self, h_last: torch.Tensor) -> torch.Tensor:
+        """The outputs from the last hidden pre-activation h_L: what forward() computes after it."""
+        return self.out(self._phi(h_last))
+
     def weights(self) -> list[torch.Tensor]:
         """Hidden-layer weights W_1..W_L (views, not copies)."""
         return [layer.weight for layer in self.hidden]

@@ -166,10 +166,10 @@ class HistoryView:
             self._clear()
         start = self._seen
         if n > start:
-            steps = history.column("step")[start:n].tolist()
-            layers = history.column("layer")[start:n].tolist()
+            steps = history.column("step", start, n).tolist()
+            layers = history.column("layer", start, n).tolist()
             for key in self.keys:
-                self._append_column(key, steps, layers, history.column(key)[start:n].tolist())
+                self._append_column(key, steps, layers, history.column(key, start, n).tolist())
             self.last_step = steps[-1]
         self._seen, self._mark = n, history.mark()
         return n - start

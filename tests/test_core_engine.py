@@ -576,3 +576,33 @@ def test_history_views_are_immutable_and_csv_round_trips(tmp_path):
     assert list(steps) == [0, 5] and np.isnan(values[0]) and values[1] == -0.25
     assert (tmp_path / "m.csv").read_text().splitlines()[0].split(",")[:8] == [
         "step", "layer", "uc_nfa", "c_nfa", "rel_movement", "train_loss", "test_loss", "feature_quality"]
+
+
+@pytest.mark.parametrize("n_points,dtype,bias", [(32, "float64", True), (0, "float64", False), (40, "float32", False),
+                                                 (7, "float32", True)])
+def test_losses_equal_a_plain_forward_pass_over_every_point(n_points, dtype, bias):
+    """The training loss reuses the K sweep's outputs for the measured points (a subset, or every point)."""
+    engine = Engine(_cfg(**{"measure.n_points": n_points, "dtype": dtype, "model.bias": bias, "data.n_train": 50}))
+    engine.step(20)
+    snap = engine.snapshot()
+    ds, model = engine.dataset, engine.model
+    with torch.no_grad():
+        train = float(F.mse_loss(model(ds.x_train).double(), ds.y_train.double()))
+        test = float(F.mse_loss(model(ds.x_test).double(), ds.y_test.double()))
+    tol = 1e-12 if dtype == "float64" else 1e-6
+    assert ds.measure_index.shape[0] == (n_points or 50)
+    assert snap.train_loss == pytest.approx(train, rel=tol) and snap.test_loss == pytest.approx(test, rel=tol)
+    assert engine.history.rows[-1]["train_loss"] == snap.train_loss
+
+
+def test_the_sweep_outputs_are_the_models_outputs():
+    from core.ksweep import ptk_sweep
+
+    engine = Engine(_cfg(**{"dtype": "float64", "model.bias": True, "model.activation": "gelu"}))
+    x = engine.dataset.x_train
+    with torch.no_grad():
+        want = engine.model(x)
+    for groups in (1, 5):
+        got = ptk_sweep(engine.model, x, groups, outputs=True).outputs
+        torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-15)
+    assert ptk_sweep(engine.model, x).outputs is None

@@ -6,6 +6,8 @@ import csv
 import gc
 import io
 import math
+import os
+import threading
 import tracemalloc
 
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 
 from core.config import RunConfig
 from core.engine import Engine
+from core import history as history_mod
 from core.history import COLUMNS, ROW_BYTES, History
 from core.series import HistoryView
 
@@ -35,6 +38,15 @@ def _engine_rows(step: int, layers=(1, 2)) -> list[dict]:
     return [{"layer": l, **common, **{c: (step % 97) / 97 + l for c in COLUMNS[2:] if c not in common},
              "feature_quality": None if l > 1 else 0.5, "step_norm": None if step == 0 else 1e-3 * l}
             for l in layers]
+
+
+@pytest.fixture(params=["memory", "spilled"])
+def spill(request, monkeypatch):
+    """Runs a test twice: rows kept in memory, and a store that spills all but 3 rows past 8."""
+    if request.param == "spilled":
+        monkeypatch.setattr(history_mod, "SPILL_ROWS", 8)
+        monkeypatch.setattr(history_mod, "KEEP_ROWS", 3)
+    return request.param
 
 
 def _grow(measurements: int) -> History:
@@ -86,7 +98,7 @@ def test_engine_keeps_no_other_per_row_copy():
     assert other / rows < 100, f"{other / rows:.0f} bytes a row kept beside the history's arrays: {grown}"
 
 
-def test_rows_hand_out_none_where_undefined_and_csv_writes_empty_cells():
+def test_rows_hand_out_none_where_undefined_and_csv_writes_empty_cells(spill):
     h = History([{"step": 0, "layer": 1, "uc_nfa": None, "c_nfa": math.nan, "alpha": 1.0}])
     row = h.row(0)
     assert set(row) == set(COLUMNS)
@@ -98,7 +110,7 @@ def test_rows_hand_out_none_where_undefined_and_csv_writes_empty_cells():
         h.extend([{"step": 1, "layer": 1, "ucnfa": 0.5}])
 
 
-def test_views_never_change_while_the_store_grows_and_branches():
+def test_views_never_change_while_the_store_grows_and_branches(spill):
     base = _grow(3)
     frozen = [dict(r) for r in base.rows]
     grown = base.extend(r for i in range(3, 200) for r in _engine_rows(50 * i))  # the arrays are reallocated
@@ -113,7 +125,7 @@ def test_views_never_change_while_the_store_grows_and_branches():
         base.column("step")[0] = 5  # read-only
 
 
-def test_columns_and_series_match_the_rows():
+def test_columns_and_series_match_the_rows(spill):
     h = _grow(30).extend([{"step": 2000, "layer": 3, "uc_nfa": 0.25}])
     steps, values = h.series("uc_nfa", 2)
     rows = [r for r in h.rows if r["layer"] == 2]
@@ -140,7 +152,7 @@ def _reference_csv(rows) -> str:
     return buf.getvalue()
 
 
-def test_metrics_csv_is_byte_identical_to_the_row_writer(tmp_path):
+def test_metrics_csv_is_byte_identical_to_the_row_writer(tmp_path, spill):
     engine = Engine(_cfg(every=2).replace(**{"measure.correlation": "cosine"}))
     rows = []
     for _ in range(8):
@@ -158,7 +170,7 @@ def test_metrics_csv_is_byte_identical_to_the_row_writer(tmp_path):
     assert (tmp_path / "m.csv").read_text(encoding="utf-8") == text
 
 
-def test_history_view_restarts_on_a_branch_that_dropped_rows_it_read():
+def test_history_view_restarts_on_a_branch_that_dropped_rows_it_read(spill):
     base = _grow(5)
     view = HistoryView(("uc_nfa",))
     view.update(base.extend(_engine_rows(1000)))  # saw 12 rows
@@ -166,3 +178,99 @@ def test_history_view_restarts_on_a_branch_that_dropped_rows_it_read():
     assert view.update(other) == 12
     steps, _ = view.series("uc_nfa", 1)
     assert steps[-1] == 2000 and 1000 not in steps.tolist()
+
+
+def _spilled(build):
+    """``build()`` run with the store spilling all but 3 rows past 8 (and the same without)."""
+    kept = build()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(history_mod, "SPILL_ROWS", 8)
+        mp.setattr(history_mod, "KEEP_ROWS", 3)
+        spilled = build()
+        assert spilled._store.blocks and spilled._store.base > 0  # some rows really are on disk
+        return kept, spilled
+
+
+def test_a_spilled_history_reads_back_every_row():
+    kept, spilled = _spilled(lambda: _grow(40).extend([{"step": 5000, "layer": 3, "uc_nfa": 0.25}]))
+    assert spilled == kept and spilled.rows == kept.rows and spilled.to_csv_text() == kept.to_csv_text()
+    n = len(kept)
+    for start, stop in ((0, n), (0, 1), (5, 9), (n - 4, n), (n - 1, n), (7, 7), (3, n - 2)):  # across every boundary
+        for name in ("step", "layer", "uc_nfa", "step_norm", "correlation"):
+            a, b = spilled.column(name, start, stop), kept.column(name, start, stop)
+            assert a.tolist() == b.tolist() or np.array_equal(a, b, equal_nan=True), (name, start, stop)
+        assert spilled.rows_since(start) == kept.rows_since(start)
+    assert spilled.row(0) == kept.row(0) and spilled.row(-1) == kept.row(-1) and spilled.last_step == 5000
+    assert spilled.rows_at(50) == kept.rows_at(50) and spilled.layers() == [1, 2, 3]
+    assert spilled.until(1000) == kept.until(1000) and spilled.for_layer(2) == kept.for_layer(2)
+    for key in ("uc_nfa", "feature_quality", "train_loss"):
+        for a, b in zip(spilled.series(key, 1), kept.series(key, 1)):
+            np.testing.assert_array_equal(a, b)
+    view_k, view_s = HistoryView(("uc_nfa",)), HistoryView(("uc_nfa",))
+    for length in range(1, n + 1, 7):  # an incremental reader crossing the spills
+        view_k.update(kept.until(kept.column("step")[length - 1]))
+        view_s.update(spilled.until(spilled.column("step")[length - 1]))
+        np.testing.assert_array_equal(view_s.series("uc_nfa", 2)[1], view_k.series("uc_nfa", 2)[1])
+
+
+def test_branches_share_spilled_rows_and_never_see_each_others():
+    kept, spilled = _spilled(lambda: _grow(20))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(history_mod, "SPILL_ROWS", 8)
+        mp.setattr(history_mod, "KEEP_ROWS", 3)
+        for cut in (1, 5, 12, 33, 40):  # below, inside and above the spilled rows
+            head = spilled.until(50 * ((cut - 1) // 2)) if cut < 40 else spilled
+            a = head.extend(_engine_rows(7777))
+            b = head.extend(_engine_rows(8888)).extend(r for i in range(50) for r in _engine_rows(9000 + i))
+            assert a.rows[:len(head)] == b.rows[:len(head)] == kept.rows[:len(head)]
+            assert a.last_step == 7777 and a.rows[-2:] == tuple(History(_engine_rows(7777)).rows)
+            assert b.column("step", len(head), len(head) + 2).tolist() == [8888, 8888]
+            assert spilled.rows == kept.rows  # the original never changes
+
+
+def test_a_long_history_stays_in_bounded_memory(tmp_path, monkeypatch):
+    """200,000 rows (an hour of the terminal app at full speed is about 90,000): memory holds at most
+    SPILL_ROWS of them; the rest sit in an anonymous temporary file that leaves no name behind."""
+    monkeypatch.setattr(history_mod.tempfile, "tempdir", str(tmp_path))
+    rows = 200_000
+    block = [r for i in range(500) for r in _engine_rows(50 * i)]
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    history, peak_nbytes = History(), 0
+    for i in range(rows // len(block)):
+        history = history.extend({**r, "step": r["step"] + 25_000 * i} for r in block)
+        peak_nbytes = max(peak_nbytes, history.nbytes)
+    gc.collect()
+    traced = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert len(history) == rows and os.listdir(tmp_path) == []
+    assert peak_nbytes <= 2 * history_mod.SPILL_ROWS * ROW_BYTES
+    assert traced <= 3 * history_mod.SPILL_ROWS * ROW_BYTES  # not 200,000 x 156 B = 31 MB
+    steps = history.column("step")
+    assert len(steps) == rows and (np.diff(steps[::2]) == 50).all() and steps[-1] == 50 * (rows // 2 - 1)
+
+
+def test_readers_on_other_threads_see_whole_rows_while_the_store_spills(monkeypatch):
+    monkeypatch.setattr(history_mod, "SPILL_ROWS", 64)
+    monkeypatch.setattr(history_mod, "KEEP_ROWS", 16)
+    latest = [History()]
+    errors, done = [], threading.Event()
+
+    def reader():
+        while not done.is_set():
+            h = latest[0]
+            steps, layers = h.column("step"), h.column("layer")
+            expect = np.repeat(np.arange(len(h) // 2) * 50, 2)
+            if not (np.array_equal(steps, expect) and np.array_equal(layers, np.tile([1, 2], len(h) // 2))):
+                errors.append(len(h))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(3000):
+            latest[0] = latest[0].extend(_engine_rows(50 * i))
+    finally:
+        done.set()
+        thread.join()
+    assert errors == [] and latest[0]._store.base > 5000
