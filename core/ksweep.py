@@ -9,8 +9,9 @@ tensor: K_L = (W_out^T W_out) * (D^T D) with D = phi'(h_L).
 
 Points are split into ``groups`` contiguous parts (for the jackknife, core/jackknife.py);
 each group's sums are kept apart, so K and every leave-one-group-out K come from the same
-sweep. Each group is swept in near-equal chunks of at most ``CHUNK_ELEMENTS`` entries of
-the propagated Jacobian, so memory stays bounded whatever n is, and a chunk's products
+sweep. The points are swept in near-equal chunks of at most ``CHUNK_ELEMENTS`` entries of
+the propagated Jacobian (a chunk may span two groups: it is propagated once and each
+group's rows get their own Gram product), so memory stays bounded whatever n is, and a chunk's products
 stay in cache: 2-4 MiB chunks ran the 5x256 sweep at 0.8-0.9 of the floor rate where
 16 MiB ones ran at 0.67-0.76 (benchmarks/bench_core.py, 1 thread, a shared machine).
 """
@@ -76,10 +77,11 @@ def ptk_sweep(model: MLP, x: torch.Tensor, groups: int = 1, outputs: bool = Fals
     sums = [torch.zeros(len(bounds), k, k, dtype=x.dtype, device=x.device) for k in widths]
     chunk = chunk_rows(model)
     outs = [] if outputs else None
-    with torch.no_grad():
-        for g, (a, b) in enumerate(bounds):
-            for lo, hi in group_bounds(b - a, -(-(b - a) // chunk)):
-                _accumulate(model, x[a + lo:a + hi], sums, [(g, 0, hi - lo)], outs)
+    n = x.shape[0]
+    with torch.no_grad():  # near-equal chunks over all points; a chunk's rows may span groups (segments)
+        for lo, hi in group_bounds(n, -(-n // chunk)):
+            segments = [(g, max(a, lo) - lo, min(b, hi) - lo) for g, (a, b) in enumerate(bounds) if a < hi and b > lo]
+            _accumulate(model, x[lo:hi], sums, segments, outs)
         w_out = model.out.weight
         sums[-1] = (w_out.T @ w_out)[None] * _symmetrize(sums[-1])  # K_L = (W_out^T W_out) * (D^T D)
         sums[:-1] = [_symmetrize(s) for s in sums[:-1]]
