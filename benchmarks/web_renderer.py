@@ -38,8 +38,8 @@ from web_longplay import renderer_rss_mib, rss_mib, serve, wait_up  # benchmarks
 class Page:
     """One DevTools connection to a page: ``call`` waits for its answer; events are counted and dropped."""
 
-    def __init__(self, url: str):
-        self._ws = connect(url, max_size=None)
+    def __init__(self, ws):
+        self._ws = ws
         self._ids = itertools.count(1)
         self._answers: dict[int, dict] = {}
         self._cond = threading.Condition()
@@ -73,8 +73,6 @@ class Page:
     def value(self, expression: str):
         return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
 
-    def close(self) -> None:
-        self._ws.close()
 
 
 def slope_per_minute(samples: list[tuple[float, float]], skip_s: float = 60) -> float:
@@ -114,36 +112,8 @@ def main() -> int:
                 time.sleep(1)
         else:
             raise SystemExit("chromium did not open its DevTools port")
-        page = Page(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
-        page.call("Performance.enable")
-        if args.network:
-            page.call("Network.enable")
-        for _ in range(120):
-            if page.value("!!document.querySelector('#nfa-heat canvas.nfa-img[data-drawn]')"):
-                break
-            time.sleep(1)
-        else:
-            raise SystemExit("the page never drew its heatmaps")
-        page.value("document.querySelector('#nfa-play').click()")
-        print(f"# Chromium {'with' if args.network else 'without'} the Network domain; one page playing quickstart")
-        print("seconds   steps  renderer MiB  JS heap MiB  DOM nodes  server MiB  DevTools events")
-        renderer, server_mem = [], []
-        start = time.monotonic()
-        while time.monotonic() - start < args.minutes * 60:
-            time.sleep(args.every)
-            page.call("HeapProfiler.collectGarbage")
-            metrics = {m["name"]: m["value"] for m in page.call("Performance.getMetrics")["metrics"]}
-            elapsed = time.monotonic() - start
-            step = page.value("(document.querySelector('#nfa-status .nfa-step') || {}).textContent || ''")
-            r, s = renderer_rss_mib(), rss_mib(server.pid)
-            renderer.append((elapsed, r))
-            server_mem.append((elapsed, s))
-            heap = page.call("Runtime.getHeapUsage")["usedSize"] / 2**20
-            print(f"{elapsed:7.0f}  {step:>8}  {r:12.0f}  {heap:11.1f}  {metrics['Nodes']:9.0f}  {s:10.0f}  "
-                  f"{page.events:15,}", flush=True)
-        print(f"# slopes from minute 1 on: renderer {slope_per_minute(renderer):+.2f} MiB/min, server "
-              f"{slope_per_minute(server_mem) * 60:+.1f} MiB/h")
-        page.close()
+        with connect(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"], max_size=None) as ws:
+            play(Page(ws), server, args)
         return 0
     finally:
         if chrome is not None:
@@ -152,6 +122,38 @@ def main() -> int:
         server.terminate()
         server.wait(timeout=60)
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def play(page: Page, server, args) -> None:
+    """Presses Play and prints a sample every ``args.every`` seconds, then the slopes."""
+    page.call("Performance.enable")
+    if args.network:
+        page.call("Network.enable")
+    for _ in range(120):
+        if page.value("!!document.querySelector('#nfa-heat canvas.nfa-img[data-drawn]')"):
+            break
+        time.sleep(1)
+    else:
+        raise SystemExit("the page never drew its heatmaps")
+    page.value("document.querySelector('#nfa-play').click()")
+    print(f"# Chromium {'with' if args.network else 'without'} the Network domain; one page playing quickstart")
+    print("seconds   steps  renderer MiB  JS heap MiB  DOM nodes  server MiB  DevTools events")
+    renderer, server_mem = [], []
+    start = time.monotonic()
+    while time.monotonic() - start < args.minutes * 60:
+        time.sleep(args.every)
+        page.call("HeapProfiler.collectGarbage")
+        metrics = {m["name"]: m["value"] for m in page.call("Performance.getMetrics")["metrics"]}
+        elapsed = time.monotonic() - start
+        step = page.value("(document.querySelector('#nfa-status .nfa-step') || {}).textContent || ''")
+        r, s = renderer_rss_mib(), rss_mib(server.pid)
+        renderer.append((elapsed, r))
+        server_mem.append((elapsed, s))
+        heap = page.call("Runtime.getHeapUsage")["usedSize"] / 2**20
+        print(f"{elapsed:7.0f}  {step:>8}  {r:12.0f}  {heap:11.1f}  {metrics['Nodes']:9.0f}  {s:10.0f}  "
+              f"{page.events:15,}", flush=True)
+    print(f"# slopes from minute 1 on: renderer {slope_per_minute(renderer):+.2f} MiB/min, server "
+          f"{slope_per_minute(server_mem) * 60:+.1f} MiB/h")
 
 
 if __name__ == "__main__":

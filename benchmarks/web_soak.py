@@ -13,6 +13,10 @@ presses Pause in every page and prints the time from the click to "paused" shown
 whether the step then stays put; then the slopes (MiB per hour, fitted from minute 2 on)
 and the last minute's update interval over the first's. Linux only (reads /proc).
 ``web_longplay.py`` times a Centered click over a long play instead (and plays through the API).
+
+The renderers' memory here includes Playwright's: it enables the DevTools Network domain,
+and Chromium keeps the page's responses for the inspector (about 25 MiB a minute on this
+page). ``web_renderer.py`` measures the browser without it.
 """
 
 from __future__ import annotations
@@ -139,7 +143,8 @@ def main() -> None:
     print(f"server RSS {server_mem[0][1]:.0f} -> {server_mem[-1][1]:.0f} MiB, slope "
           f"{slope_per_hour(server_mem):+.1f} MiB/h (from minute 2)")
     print(f"renderers RSS {render_mem[0][1]:.0f} -> {render_mem[-1][1]:.0f} MiB, slope "
-          f"{slope_per_hour(render_mem):+.1f} MiB/h (from minute 2)")
+          f"{slope_per_hour(render_mem):+.1f} MiB/h (from minute 2; Playwright's Network buffers included: "
+          f"see web_renderer.py)")
     if len(gaps_by_minute) > 1:
         print(f"median update gap: minute 1 {gaps_by_minute[0]:.0f} ms, last minute {gaps_by_minute[-1]:.0f} ms "
               f"(ratio {gaps_by_minute[-1] / gaps_by_minute[0]:.2f})")
