@@ -108,13 +108,15 @@ class _Store:
     Readers only look below their own length, so appending never disturbs them.
     """
 
-    __slots__ = ("_mem", "blocks", "spill", "names", "_code_of", "n", "token", "parents", "layer_first")
+    __slots__ = ("_mem", "blocks", "spill", "spill_failed", "names", "_code_of", "n", "token", "parents",
+                 "layer_first")
 
     def __init__(self, capacity: int = 0):
         self._mem = (0, *self._arrays(capacity))
         self.blocks: tuple[tuple[int, int, _Spill, int, int], ...] = ()
         """(first row, rows of this store, file, offset, rows written: the block's layout), in order."""
         self.spill: _Spill | None = None
+        self.spill_failed = False  # no writable temporary directory, or a full disk: rows stay in memory
         self.names: list[str] = []
         self._code_of: dict[str, int] = {}
         self.n = 0
@@ -171,7 +173,8 @@ class _Store:
         base, ints, floats, codes = self._mem
         if need - base <= len(codes):
             return
-        cap, n = max(need - base, min(2 * len(codes), SPILL_ROWS), _MIN_CAPACITY), self.n - base
+        double = 2 * len(codes) if self.spill_failed else min(2 * len(codes), SPILL_ROWS)
+        cap, n = max(need - base, double, _MIN_CAPACITY), self.n - base
         new = self._arrays(cap)
         for old, fresh in zip((ints, floats, codes), new):
             fresh[:n] = old[:n]
@@ -182,8 +185,14 @@ class _Store:
         base, ints, floats, codes = self._mem
         move = self.n - base - KEEP_ROWS
         data = b"".join((ints[:move].tobytes(order="F"), floats[:move].tobytes(order="F"), codes[:move].tobytes()))
-        self.spill = self.spill or _Spill()
-        self.blocks = self.blocks + ((base, move, self.spill, self.spill.append(data), move),)
+        try:
+            spill = self.spill or _Spill()
+            offset = spill.append(data)
+        except OSError:  # keep every row in memory, as before the spill file existed, rather than lose the run
+            self.spill_failed = True
+            return
+        self.spill = spill
+        self.blocks = self.blocks + ((base, move, spill, offset, move),)
         new = self._arrays(SPILL_ROWS)
         for old, fresh in zip((ints, floats, codes), new):
             fresh[:KEEP_ROWS] = old[move:move + KEEP_ROWS]
@@ -209,7 +218,7 @@ class _Store:
         mem_codes[n - base:n - base + k] = codes
         self._note_layers(np.asarray(ints)[:, 1] if k else np.zeros(0, np.int64))
         self.n = n + k
-        if self.n - base > SPILL_ROWS:
+        if self.n - base > SPILL_ROWS and not self.spill_failed:
             self._spill_oldest()
 
     def append_rows(self, rows: list[dict]) -> None:

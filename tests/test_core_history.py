@@ -274,3 +274,18 @@ def test_readers_on_other_threads_see_whole_rows_while_the_store_spills(monkeypa
         done.set()
         thread.join()
     assert errors == [] and latest[0]._store.base > 5000
+
+
+def test_a_history_that_cannot_spill_keeps_its_rows_in_memory(monkeypatch):
+    """No writable temporary directory (or a full disk): the rows stay in memory, none is lost."""
+    def refuse():
+        raise OSError(28, "No space left on device")
+
+    kept = _grow(40)
+    monkeypatch.setattr(history_mod, "SPILL_ROWS", 8)
+    monkeypatch.setattr(history_mod, "KEEP_ROWS", 3)
+    monkeypatch.setattr(history_mod, "_Spill", refuse)
+    grown = _grow(40)
+    assert grown._store.spill_failed and not grown._store.blocks and grown._store.base == 0
+    assert grown == kept and grown.to_csv_text() == kept.to_csv_text()
+    assert len(grown) < len(grown._store._mem[3]) <= 2 * len(grown)  # capacity doubles, not a copy per append
