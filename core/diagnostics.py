@@ -23,9 +23,10 @@ Glossary (see docs/nfa-math.md for the definitions; l = 1..L are the hidden laye
   run's fixed points. A view may still read ``diag_share`` of any measurement (computed on
   first access); ``scalars()``, the history row, leaves it empty when not detailed.
 
-A measurement runs in three stages. The K sweep (core/ksweep.py) and every product and
-correlation that metrics.csv needs run on the model's device in the model's dtype, with no
-host synchronisation; then one transfer brings the matrices and scalars to the host as
+A measurement runs in three stages. The K sweep (core/ksweep.py) and every product
+metrics.csv needs run on the model's device in the model's dtype, and the correlations and
+norms on the device in float64 (``_device_terms``), with no host synchronisation; then one
+transfer brings the matrices and scalars to the host as
 float64; what only a view needs (the SVD alignment U^T K U, the AGOP shares) is computed
 there on first access and cached (``LayerStats`` lazy properties).
 """
