@@ -6,7 +6,7 @@ a short list of names. A row costs ``ROW_BYTES`` (156 bytes) instead of a Python
 20 boxed values (about 740 bytes). Capacity doubles when full, up to ``SPILL_ROWS`` rows in
 memory; past them the oldest rows are appended to an anonymous temporary file and read back
 on request, so an app that plays for hours keeps every row for export in bounded memory
-(about 10 MB a store) while incremental readers find the newest rows in memory.
+(about 2.6 MB a store at most, while it spills) while incremental readers find the newest rows in memory.
 
 A ``History`` is an immutable view of the first ``len`` rows of a shared store: ``extend``
 appends to the store (or copies the view's rows first when another view has already
@@ -46,9 +46,13 @@ _CODE = np.int32
 ROW_BYTES = 8 * (len(_INT) + len(_FLOAT)) + np.dtype(_CODE).itemsize
 """Bytes one row takes in the store's arrays (before the capacity's slack)."""
 _MIN_CAPACITY = 64
-SPILL_ROWS = 1 << 15
-"""Rows a store holds in memory (5 MB); past them its oldest rows go to a temporary file."""
-KEEP_ROWS = 1 << 12
+SPILL_ROWS = 1 << 13
+"""Rows a store holds in memory (1.3 MB); past them its oldest rows go to a temporary file.
+
+Small enough that an app's memory stops growing with its history within minutes of play
+(the terminal app records about 20 rows a second, the web page about 10), large enough
+that a spill (about 1 MB appended) comes every few minutes, not every update."""
+KEEP_ROWS = 1 << 11
 """Newest rows kept in memory when the others are spilled: what incremental readers read next."""
 
 

@@ -137,6 +137,21 @@ def test_forgetting_drops_gradios_state_of_a_session(tmp_path):
     web.close()
 
 
+def test_gradios_per_event_records_are_capped(tmp_path, monkeypatch):
+    """Gradio's queue records every event for a dashboard the app never enables (10,000 kept by
+    default, about 3.3 MB); the app's queue keeps 256 (a value set in the environment wins)."""
+    import os
+
+    from app.web.layout import build_demo
+
+    web = WebApp.create(WebSettings(), root=tmp_path / "sessions")
+    assert os.environ["GRADIO_ANALYTICS_MAX_EVENTS"] == "256"
+    assert build_demo(web)._queue.ANALYTICS_MAX_EVENTS == 256
+    monkeypatch.setenv("GRADIO_ANALYTICS_MAX_EVENTS", "50")
+    assert build_demo(web)._queue.ANALYTICS_MAX_EVENTS == 50
+    web.close()
+
+
 def test_gate_limits_each_client_and_everyone():
     gate = TrainingGate(limit=2, per_client=1, max_waiting=1, wait_seconds=5)
     entered, release = [], threading.Event()
