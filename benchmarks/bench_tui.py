@@ -21,8 +21,9 @@ Figures (``quickstart`` preset, 120x36 layout):
    make at the rows per second the app just played.
 4. ``--soak``: the real app plays for that long; once a minute a line with steps, history
    rows, RSS, the frame gap and UI work of the last 512 frames, and the key latency
-   (``c`` pressed four times, press to the app idle again with the heatmaps redrawn, as
-   Textual's pilot waits for it); at the end, first vs last minute and the RSS slope.
+   (``c`` pressed four times, from the press to the heatmap widget drawing the toggled
+   setting); at the end, first vs last minute, the RSS slope over the whole soak and
+   from minute 10 on (after the history's arrays reach their in-memory cap).
 """
 
 from __future__ import annotations
@@ -250,9 +251,11 @@ def soak(seconds: float, size: tuple[int, int]) -> None:
     asyncio.run(play_app(0, seconds=seconds, on_minute=line, size=size))
     if len(lines) >= 2:
         (m0, r0, g0, k0), (m1, r1, g1, k1) = lines[0], lines[-1]
+        late = [(m, r) for m, r, _, _ in lines if m >= 10]
         print(f"# first vs last minute: frame gap {g0:.1f} -> {g1:.1f} ms (ratio {g1 / g0:.2f}), key latency "
               f"{k0:.1f} -> {k1:.1f} ms (ratio {k1 / k0:.2f}); RSS {r0:.1f} -> {r1:.1f} MB, slope "
-              f"{slope_per_hour([(m, r) for m, r, _, _ in lines]):+.1f} MB/h", flush=True)
+              f"{slope_per_hour([(m, r) for m, r, _, _ in lines]):+.1f} MB/h"
+              + (f", from minute 10 on {slope_per_hour(late):+.1f} MB/h" if len(late) >= 2 else ""), flush=True)
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ talks the DevTools protocol over one websocket (Runtime, Performance and HeapPro
 ``--network`` also enables Network, to show the difference), presses Play, and every
 ``--every`` seconds forces a garbage collection in the page and prints the steps shown, the
 renderers' resident memory (summed, from /proc), the JS heap, the DOM node count and the
-server's resident memory; at the end, the least-squares slopes from the second minute on.
+server's resident memory; at the end, the least-squares slopes from minute 1 and from minute 10 on.
 Linux only.
 """
 
@@ -152,8 +152,10 @@ def play(page: Page, server, args) -> None:
         heap = page.call("Runtime.getHeapUsage")["usedSize"] / 2**20
         print(f"{elapsed:7.0f}  {step:>8}  {r:12.0f}  {heap:11.1f}  {metrics['Nodes']:9.0f}  {s:10.0f}  "
               f"{page.events:15,}", flush=True)
-    print(f"# slopes from minute 1 on: renderer {slope_per_minute(renderer):+.2f} MiB/min, server "
-          f"{slope_per_minute(server_mem) * 60:+.1f} MiB/h")
+    for skip in (60, 600):
+        if sum(t >= skip for t, _ in renderer) >= 2:
+            print(f"# slopes from minute {skip // 60} on: renderer {slope_per_minute(renderer, skip):+.2f} MiB/min, "
+                  f"server {slope_per_minute(server_mem, skip) * 60:+.1f} MiB/h")
 
 
 if __name__ == "__main__":
