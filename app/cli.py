@@ -207,10 +207,12 @@ def _every(args: argparse.Namespace) -> float:
     return every
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, own_process: bool = False) -> int:
+    """Runs one command; ``own_process``: this process is the CLI's alone (``python -m app.cli``), so a
+    headless training command may settle it for training once its arguments are checked (app/process.py)."""
     try:
         args = build_parser().parse_args(argv)
-        return _dispatch(args)
+        return _dispatch(args, own_process)
     except (ConfigError, UserError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -227,13 +229,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return err.exit_status
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _settle(own_process: bool) -> None:
+    if own_process:
+        from app.process import settle_for_training
+
+        settle_for_training()
+
+
+def _dispatch(args: argparse.Namespace, own_process: bool = False) -> int:
     if args.command == "run" and args.resume is not None:
-        return _resume(args)
+        return _resume(args, own_process)
     if args.command in ("run", "compare"):
         cfg, every = resolve_config(args), _every(args)
         out, created = _out_arg(args, args.command)
         from app import headless  # after the config checks: user errors need no torch import
+
+        _settle(own_process)
 
         if args.command == "run":
             runner = lambda: headless.run_command(cfg, out, quiet=args.quiet, every_s=every)  # noqa: E731
@@ -257,13 +268,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return tui_main(cfg)
     if args.command == "reproduce":
-        return _reproduce_command(args)
+        return _reproduce_command(args, own_process)
     if args.command == "sweep":
-        return _sweep_command(args)
+        return _sweep_command(args, own_process)
     raise UserError(f"unknown command {args.command!r}")
 
 
-def _resume(args: argparse.Namespace) -> int:
+def _resume(args: argparse.Namespace, own_process: bool = False) -> int:
     """``run --resume DIR``: the config, data and position all come from DIR."""
     for flag, given in (("--config", args.config), ("--set", args.sets), ("--steps", args.steps),
                         ("--out", args.out), ("--force", args.force)):
@@ -278,6 +289,7 @@ def _resume(args: argparse.Namespace) -> int:
     every = _every(args)
     from app.headless import resume_command
 
+    _settle(own_process)
     return resume_command(folder, quiet=args.quiet, every_s=every)
 
 
@@ -305,15 +317,16 @@ def _backend(args: argparse.Namespace):
     return Backend(args.backend, args.jobs, args.address, args.cpus_per_run, args.gpus_per_run)
 
 
-def _reproduce_command(args: argparse.Namespace) -> int:
+def _reproduce_command(args: argparse.Namespace, own_process: bool = False) -> int:
     from app.reproduce import main as reproduce_main
 
     out, resume = _plan_folder(args)
+    _settle(own_process)
     return reproduce_main(out=out, quick=args.quick, seeds=args.seeds, jobs=args.jobs, quiet=args.quiet,
                           backend=_backend(args), resume=resume, yes=args.yes)
 
 
-def _sweep_command(args: argparse.Namespace) -> int:
+def _sweep_command(args: argparse.Namespace, own_process: bool = False) -> int:
     from app.sweep.pipeline import main as sweep_main
 
     out, resume = _plan_folder(args)
@@ -321,9 +334,10 @@ def _sweep_command(args: argparse.Namespace) -> int:
         raise UserError("--resume: the sweep's plan is in DIR/sweep.json; drop --grid, --config, --set and --steps")
     base = None if resume else resolve_config(args)
     command = "python -m app.cli " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["sweep"] else ""
+    _settle(own_process)
     return sweep_main(base, args.grid, out, _backend(args), resume=resume, yes=args.yes, quiet=args.quiet,
                       command=command, figures=not args.no_figures)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(own_process=True))

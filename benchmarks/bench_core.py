@@ -1,6 +1,6 @@
 """Core benchmark: every figure of the measurement-speed issue, as ratios measured in one process.
 
-Run by hand (not in CI):  python benchmarks/bench_core.py [--n 2000] [--threads 2] [--e2e-repeats 3]
+Run by hand (not in CI):  python benchmarks/bench_core.py [--n 2000] [--threads 2] [--e2e-repeats 3] [--script-malloc]
 
 1. The floor: the arithmetic any exact K needs (the Jacobian pushed back through every layer
    for every point, 2 n c k_{l+1} k_l FLOPs per layer, plus one Gram product per layer,
@@ -15,6 +15,10 @@ Run by hand (not in CI):  python benchmarks/bench_core.py [--n 2000] [--threads 
 4. Figures: nfa.png and heatmaps.png of a digits run.
 5. End to end: ``run --config digits`` for 60 steps measured every step on 1,000 points
    against benchmarks/jacrev_script.py at the same cadence (start-up included), alternated.
+   The CLI settles its process for training (app/process.py: glibc keeps freed memory, the
+   imports are frozen out of the GC); the script runs as a user would run it, and
+   ``--script-malloc`` gives it the same malloc thresholds through glibc's environment
+   variables too (a third run in each round).
 6. Training steps without measurement versus a bare PyTorch loop on the same model and batches.
 """
 
@@ -39,6 +43,7 @@ import torch  # noqa: E402
 from torch.func import jacrev, vmap  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
+from app.process import settle_for_training  # noqa: E402
 from core.config import RunConfig, preset_config  # noqa: E402
 from core.data import Dataset  # noqa: E402
 from core.diagnostics import SE_GROUPS, init_gram, measure_model  # noqa: E402
@@ -201,19 +206,29 @@ def bench_figures(tmp: Path) -> tuple[float, float]:
     return first, timed(lambda: write_figures(snap, tmp), 3)
 
 
-def bench_end_to_end(repeats: int, tmp: Path) -> tuple[float, float]:
-    """Median wall seconds of the CLI run and the jacrev script, alternated (separate processes)."""
+def bench_end_to_end(repeats: int, tmp: Path, script_malloc: bool = False) -> dict[str, list[float]]:
+    """Wall seconds of the CLI run and the jacrev script per round, alternated (separate processes).
+
+    ``script_malloc``: each round also runs the script with app/process.py's malloc thresholds
+    given through glibc's environment variables (key ``script_malloc``).
+    """
+    from app.process import MMAP_THRESHOLD, TRIM_THRESHOLD
+
     cli = [sys.executable, "-m", "app.cli", "run", "--config", "digits", "--steps", "60", "--quiet",
            "--set", "measure.every=1", "--set", "measure.n_points=1000", "--set", "device=cpu"]
     script = [sys.executable, str(ROOT / "benchmarks" / "jacrev_script.py"), "--steps", "60", "--every", "1",
               "--threads", str(torch.get_num_threads())]  # the CLI gets as many through OMP_NUM_THREADS
-    cli_t, script_t = [], []
+    tuned = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD), MALLOC_TRIM_THRESHOLD_=str(TRIM_THRESHOLD))
+    runs = [("cli", cli, None), ("script", script, None)]
+    if script_malloc:
+        runs.append(("script_malloc", script, tuned))
+    times: dict[str, list[float]] = {name: [] for name, _, _ in runs}
     for i in range(repeats):
-        for cmd, out, acc in ((cli, tmp / f"cli{i}", cli_t), (script, tmp / f"script{i}", script_t)):
+        for name, cmd, env in runs:
             t0 = time.perf_counter()
-            subprocess.run(cmd + ["--out", str(out)], cwd=ROOT, check=True, capture_output=True)
-            acc.append(time.perf_counter() - t0)
-    return statistics.median(cli_t), statistics.median(script_t)
+            subprocess.run(cmd + ["--out", str(tmp / f"{name}{i}")], cwd=ROOT, check=True, capture_output=True, env=env)
+            times[name].append(time.perf_counter() - t0)
+    return times
 
 
 def bench_dataset(n: int, outputs: int = 10) -> Dataset:
@@ -263,7 +278,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--e2e-repeats", type=int, default=3)
+    parser.add_argument("--script-malloc", action="store_true",
+                        help="also time the jacrev script with the CLI's malloc thresholds (environment)")
     args = parser.parse_args()
+    settle_for_training()  # as python -m app.cli does before it trains (app/process.py); the CLI runs below settle their own
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the subprocesses below use as many
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -295,9 +313,15 @@ def main() -> None:
         print(f"figures (digits: nfa.png + heatmaps.png): {first:.2f} s the first time (imports "
               f"included), {again:.2f} s after")
         if args.e2e_repeats:
-            t_run, t_script = bench_end_to_end(args.e2e_repeats, tmp)
-            print(f"end to end (digits 5x256, 60 steps, measured every step on 1,000 points): CLI {t_run:.1f} s, "
-                  f"jacrev script {t_script:.1f} s: {t_script / t_run:.2f}x faster (target >= 1.3x)")
+            e2e = bench_end_to_end(args.e2e_repeats, tmp, args.script_malloc)
+            med = {name: statistics.median(v) for name, v in e2e.items()}
+            rounds = ", ".join(f"{s / c:.2f}" for c, s in zip(e2e["cli"], e2e["script"]))
+            print(f"end to end (digits 5x256, 60 steps, measured every step on 1,000 points): CLI {med['cli']:.1f} s, "
+                  f"jacrev script {med['script']:.1f} s (medians of {args.e2e_repeats}): "
+                  f"{med['script'] / med['cli']:.2f}x faster (target >= 1.3x); round by round {rounds}")
+            if args.script_malloc:
+                print(f"  the script with the CLI's malloc thresholds (environment): {med['script_malloc']:.1f} s, "
+                      f"{med['script_malloc'] / med['cli']:.2f}x the CLI's time")
     t_engine, t_bare = bench_training(200, args.repeats)
     print(f"training 200 steps: engine {ms(t_engine)} vs bare loop {ms(t_bare)}: {t_engine / t_bare:.3f}x "
           f"(target <= 1.15x)")

@@ -1,12 +1,14 @@
 """Peak memory of one full measurement: n points, a depth x width ReLU MLP, float32 (Linux only).
 
-Run by hand:  python benchmarks/bench_memory.py [--n 20000] [--width 1024] [--depth 5] [--d 1024]
+Run by hand:  python benchmarks/bench_memory.py [--n 20000] [--width 1024] [--depth 5] [--d 1024] [--settled]
 
 Prints the resident-set peak during measure_model (+ every metrics.csv number), above the
 resident set before it (model and data already in memory), and that peak as a multiple of
 the float64 matrices the measurement returns (W, W0, K, NFM, AGOP and both centered ones
 per layer). No measurement runs before (freed memory the process keeps would hide the
 peak); the peak is reset with /proc/self/clear_refs just before the measurement.
+``--settled``: first settle the process as ``python -m app.cli run`` does (app/process.py:
+glibc keeps freed blocks under 32 MiB), to show the CLI's peak.
 """
 
 from __future__ import annotations
@@ -41,7 +43,12 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=5)
     parser.add_argument("--d", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--settled", action="store_true", help="settle the process as the CLI does first")
     args = parser.parse_args()
+    if args.settled:
+        from app.process import settle_for_training
+
+        settle_for_training()
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
     model = MLP(args.d, 10, ModelConfig(depth=args.depth, width=args.width, activation="relu"), gen)
@@ -58,7 +65,8 @@ def main() -> None:
                    for k in ("W", "W0", "K", "nfm", "agop", "centered_nfm", "centered_agop"))
     mib = 1 << 20
     print(f"n={args.n}, d={args.d}, {args.depth}x{args.width}, float32, {args.threads} threads, "
-          f"chunk {chunk_rows(model)} points: measurement {seconds:.1f} s")
+          f"chunk {chunk_rows(model)} points{', settled as the CLI' if args.settled else ''}: "
+          f"measurement {seconds:.1f} s")
     print(f"peak memory above the resident set before: {peak / mib:.0f} MiB; returned matrices (float64): "
           f"{returned / mib:.0f} MiB; peak / returned = {peak / returned:.2f}; inputs x: {x.nbytes / mib:.0f} MiB")
     assert len(row) == args.depth

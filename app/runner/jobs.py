@@ -83,6 +83,9 @@ def train_task(config_json: str, name: str, figures: bool, threads: int) -> Task
     """
     import torch
 
+    from app.process import keep_freed_memory
+
+    keep_freed_memory()  # the process runs sweep tasks: measurements reuse freed memory (app/process.py)
     torch.set_num_threads(max(1, threads))
     start = time.perf_counter()
     try:
