@@ -507,3 +507,27 @@ def test_unwritable_out_is_found_before_any_training(tmp_path, monkeypatch, caps
         code = cli.main([command, *TINY, "--out", "ro"])
         err = capsys.readouterr().err
         assert code == 2 and err.strip() == "error: --out: cannot write in 'ro': Permission denied", err
+
+
+RUNNER_CASES = {  # python -m app.runner CONFIG.json RUN_FOLDER: read as run --config reads it
+    "dev_zero": ("/dev/zero", "CONFIG.json: '/dev/zero' is a device or socket, not a regular config file"),
+    "fifo": ("fifo.json", "CONFIG.json: 'fifo.json' is a FIFO, not a regular config file"),
+    "deep_json": ("deep.json", "CONFIG.json: JSON nested 5000 deep"),
+    "bad_field": ("width0.json", "model.width: must be in [1, 2048]; got 0"),
+    "missing": ("nope.json", "CONFIG.json: cannot read 'nope.json': no such file"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RUNNER_CASES))
+def test_the_runner_entry_refuses_bad_configs_in_one_line(tmp_path, name):
+    path, text = RUNNER_CASES[name]
+    os.mkfifo(tmp_path / "fifo.json")
+    (tmp_path / "deep.json").write_text(DEEP)
+    (tmp_path / "width0.json").write_text('{"model": {"width": 0}}')
+    proc = subprocess.run([sys.executable, "-m", "app.runner", path, "run"], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL,
+                          preexec_fn=_limit_memory)
+    res = Result(proc.returncode, proc.stdout, proc.stderr, 0.0, 0.0)
+    assert res.returncode == ERR
+    assert text in _one_line(res)
+    assert not (tmp_path / "run").exists()

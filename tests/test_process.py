@@ -63,6 +63,7 @@ def test_a_users_malloc_setting_wins(monkeypatch):
 def test_the_cli_settles_only_a_process_it_owns_and_only_to_train(monkeypatch, tmp_path):
     """``python -m app.cli run`` (own_process) settles once its checks pass; a caller of main(), a
     user error and ``tui`` do not."""
+    import app.tui
     from app import cli
 
     calls = []
@@ -74,6 +75,8 @@ def test_the_cli_settles_only_a_process_it_owns_and_only_to_train(monkeypatch, t
     assert cli.main(run + [str(tmp_path / "b"), "--set", "model.width=0"], own_process=True) == 2
     assert calls == []
     assert cli.main(["tui", "--config", str(tmp_path / "missing.json")], own_process=True) == 2
+    monkeypatch.setattr(app.tui, "main", lambda cfg: 0)  # the app itself, started and closed
+    assert cli.main(["tui", "--config", "quickstart"], own_process=True) == 0
     assert calls == []
     assert cli.main(run + [str(tmp_path / "c")], own_process=True) == 0
     assert calls == ["malloc", "freeze"]

@@ -1,7 +1,10 @@
 """``python -m app.runner CONFIG.json RUN_FOLDER``: one run, as a cluster job would run it.
 
 The same task as every backend (``train_task``), its files written atomically into
-RUN_FOLDER, which must be new or empty. Exit 0 (ok), 3 (diverged or failed), 2 (usage).
+RUN_FOLDER, which must be new or empty. CONFIG.json is read as ``run --config`` reads it (a
+regular file of bounded size and JSON depth, a run folder or a preset name), and every field
+is checked before training. Exit 0 (ok), 3 (diverged or failed), 2 (usage or a bad config,
+one line on stderr).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import sys
 from pathlib import Path
 
 from app.runner.folders import write_run_folder
+from core.config import ConfigError, load_config
 from app.runner.jobs import OK, RunOutcome, TaskResult, train_task
 
 
@@ -39,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: RUN_FOLDER: {str(folder)!r} exists and is not an empty folder", file=sys.stderr)
         return 2
     try:
-        text = Path(argv[0]).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        print(f"error: CONFIG.json: cannot read {argv[0]!r}: {err}", file=sys.stderr)
+        text = load_config(argv[0]).to_json()  # a regular file, bounded in size and depth; every field checked
+    except ConfigError as err:
+        where = "CONFIG.json: " + err.problem if err.key == "--config" else str(err)
+        print(f"error: {where}", file=sys.stderr)
         return 2
     outcome = run_one(text, folder)
     print(f"{outcome.id}: {outcome.status} in {outcome.seconds:.1f} s {outcome.message}".rstrip())
